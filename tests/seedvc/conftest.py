@@ -1,0 +1,84 @@
+"""The Seed-VC parity kit: inputs, expected outputs and random-weight checkpoints.
+
+The kit folder comes from VOICEGUI_SEEDVC_FIXTURES (default: ../shared/fixtures/seedvc next to
+the repository), so the same tests run unchanged against any kit made the same way.
+Checkpoints are written once by the kit's own make_checkpoints.py and cached under test-output/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_KIT = REPO.parent / "shared" / "fixtures" / "seedvc"
+CHECKPOINT_FILES = ("dit_uvit_tat_xlsr_tiny_random.pth", "hift.pt", "campplus_cn_common.bin")
+
+
+def kit_dir() -> Path:
+    return Path(os.environ.get("VOICEGUI_SEEDVC_FIXTURES", DEFAULT_KIT))
+
+
+@pytest.fixture(scope="session")
+def seedvc_kit() -> Path:
+    path = kit_dir()
+    if not (path / "expected.npz").is_file():
+        pytest.skip(f"Seed-VC parity kit not found at {path} (set VOICEGUI_SEEDVC_FIXTURES)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def kit_inputs(seedvc_kit: Path) -> dict[str, np.ndarray]:
+    with np.load(seedvc_kit / "inputs.npz") as f:
+        return {k: f[k] for k in f.files}
+
+
+@pytest.fixture(scope="session")
+def kit_expected(seedvc_kit: Path) -> dict[str, np.ndarray]:
+    with np.load(seedvc_kit / "expected.npz") as f:
+        return {k: f[k] for k in f.files}
+
+
+def _kit_fingerprint(kit: Path) -> str:
+    h = hashlib.sha256()
+    for name in ("make_checkpoints.py", "keys_dit.json", "keys_hift.json", "keys_campplus.json"):
+        h.update((kit / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+@pytest.fixture(scope="session")
+def kit_checkpoints(seedvc_kit: Path) -> Path:
+    """Folder with the three checkpoints in the upstream on-disk layout (about 225 MB)."""
+    out = REPO / "test-output" / "seedvc-checkpoints" / _kit_fingerprint(seedvc_kit)
+    if not all((out / f).is_file() for f in CHECKPOINT_FILES):
+        out.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, str(seedvc_kit / "make_checkpoints.py"), "--out", str(out)],
+            check=True,
+            capture_output=True,
+        )
+    return out
+
+
+def assert_rel(actual, expected, rtol: float, name: str = "") -> None:
+    """max|diff| <= rtol * max|expected|, the kit's acceptance rule."""
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape, f"{name}: shape {actual.shape} != {expected.shape}"
+    err = np.max(np.abs(actual - expected))
+    scale = np.max(np.abs(expected))
+    assert err <= rtol * scale, f"{name}: max|diff| {err:.3g} > {rtol} * {scale:.3g}"
+
+
+def assert_abs(actual, expected, atol: float, name: str = "") -> None:
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape, f"{name}: shape {actual.shape} != {expected.shape}"
+    err = np.max(np.abs(actual - expected))
+    assert err <= atol, f"{name}: max|diff| {err:.3g} > {atol}"

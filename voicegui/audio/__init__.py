@@ -1,0 +1,1 @@
+"""PortAudio through sounddevice. No Qt, no torch."""

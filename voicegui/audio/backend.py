@@ -1,0 +1,39 @@
+"""The one place that imports sounddevice, so that ASIO is switched on before PortAudio loads.
+
+On Windows the sounddevice wheel carries an ASIO build of PortAudio that is only used when
+SD_ENABLE_ASIO is set before the import. VOICEGUI_NO_ASIO=1 turns that off.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from types import ModuleType
+
+_sd: ModuleType | None = None
+
+
+def sounddevice() -> ModuleType:
+    global _sd
+    if _sd is None:
+        if sys.platform == "win32" and os.environ.get("VOICEGUI_NO_ASIO", "") not in ("1", "true"):
+            os.environ.setdefault("SD_ENABLE_ASIO", "1")
+        try:
+            import sounddevice as sd
+        except OSError as exc:  # PortAudio library missing
+            raise AudioBackendError(
+                f"PortAudio is not available ({exc}). On Debian/Ubuntu: apt install libportaudio2"
+            ) from exc
+        _sd = sd
+    return _sd
+
+
+def reinitialize() -> None:
+    """Rescan devices (PortAudio only sees devices and servers present at init)."""
+    sd = sounddevice()
+    sd._terminate()
+    sd._initialize()
+
+
+class AudioBackendError(RuntimeError):
+    pass

@@ -1,0 +1,1 @@
+"""The real-time path: framing, resampling, gate, voice, SOLA, metrics. No Qt."""

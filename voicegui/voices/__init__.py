@@ -1,0 +1,1 @@
+"""Conversion engines behind one protocol (see base.py). Heavy imports stay lazy."""
