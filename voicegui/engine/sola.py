@@ -51,14 +51,14 @@ class Sola:
 
     def splice(self, out: np.ndarray) -> np.ndarray:
         """``out`` has ``input_length`` samples; returns ``block`` samples continuous with the last."""
-        if self.has_tail:
+        c = self.crossfade
+        if self.has_tail and float(np.dot(self.tail, self.tail)) > 1e-10 * max(1, c):
             offset = best_offset(out, self.tail, self.search)
         else:
-            # nothing to match: take the middle, so the nominal latency holds from the first block
+            # nothing to match (start, or silence): take the middle, so the latency stays nominal
             offset = self.search // 2
         self.last_offset = offset
         block = out[offset : offset + self.block].copy()
-        c = self.crossfade
         if c:
             block[:c] = block[:c] * self.fade_in + self.tail * self.fade_out
             self.tail[:] = out[offset + self.block : offset + self.block + c]

@@ -1,0 +1,185 @@
+"""`voicegui bench`: compute per block, RTF and the latency budget; with --jack, a real round trip.
+
+Offline, the voice and passthrough run side by side on the same signal through the same
+BlockProcessor, so the engine's own overhead and the voice's cost are measured in one run. With
+--jack the real streams run on a JACK server, the app's output is wired back into its input, a
+click is injected and its returns are timed in frames.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from voicegui.engine.metrics import Metrics
+from voicegui.engine.offline import run_blocks
+from voicegui.engine.processor import BlockProcessor
+from voicegui.settings import DeviceRef, Settings, with_changes
+from voicegui.voices.registry import create_voice
+
+JACK_HOSTAPI = "JACK Audio Connection Kit"
+
+
+def synthetic_speech(seconds: float, sr: int, seed: int = 7) -> np.ndarray:
+    """Voiced vowels with a pitch contour, fricative noise and pauses: speech-like load and levels."""
+    from scipy.signal import lfilter
+
+    rng = np.random.default_rng(seed)
+    n = int(seconds * sr)
+    t = np.arange(n) / sr
+    f0 = 120.0 + 30.0 * np.sin(2 * np.pi * 0.7 * t) + 10.0 * np.sin(2 * np.pi * 5.0 * t)
+    phase = np.cumsum(f0 / sr)
+    pulses = np.diff(np.floor(phase), prepend=0.0)  # one impulse per period
+    source = lfilter([1.0], [1.0, -0.97], pulses)  # spectral tilt of a glottal source
+    vowels = [(730, 1090, 2440), (270, 2290, 3010), (300, 870, 2240), (530, 1840, 2480)]
+    out = np.zeros(n)
+    seg = int(0.3 * sr)
+    for i, start in enumerate(range(0, n, seg)):
+        stop = min(n, start + seg)
+        kind = i % 5
+        if kind == 4:
+            continue  # a pause
+        if kind == 3:
+            out[start:stop] = 0.05 * rng.standard_normal(stop - start)  # fricative
+            continue
+        x = source[start:stop]
+        for fc in vowels[i % len(vowels)]:
+            r = math.exp(-math.pi * 80.0 / sr)
+            a = [1.0, -2 * r * math.cos(2 * math.pi * fc / sr), r * r]
+            x = lfilter([1.0 - r], a, x)
+        out[start:stop] = x
+    out *= 0.3 / max(1e-9, np.max(np.abs(out)))
+    return out.astype(np.float32)
+
+
+def _run_offline(settings: Settings, x: np.ndarray, sr: int) -> dict:
+    voice = create_voice(settings.voice)
+    if getattr(voice, "needs_reference", False):
+        voice.prepare(x[: sr * 3], sr)
+    metrics = Metrics()
+    proc = BlockProcessor(voice, settings, sr, metrics)
+    t0 = time.perf_counter()
+    run_blocks(proc, x)
+    wall = time.perf_counter() - t0
+    block_s = proc.block_dev / sr
+    pct = metrics.compute_percentiles()
+    out = {
+        "voice": settings.voice.voice,
+        "block_ms": block_s * 1e3,
+        "blocks": metrics.count,
+        "compute": pct,
+        "rtf_mean": pct["mean_ms"] / (block_s * 1e3),
+        "rtf_p99": pct["p99_ms"] / (block_s * 1e3),
+        "rtf_wall": wall / (len(x) / sr),
+        "latency": proc.latency().as_dict(),
+        "voice_errors": proc.voice_errors,
+        "provider": getattr(voice, "provider", "CPU"),
+    }
+    profile = getattr(voice, "profile", None)
+    if callable(profile):
+        out["stages"] = profile()
+    voice.close()
+    return out
+
+
+def bench_offline(settings: Settings, seconds: float, sr: int = 48000) -> dict:
+    x = synthetic_speech(seconds, sr)
+    # gate off: every block costs what speech costs
+    settings = with_changes(settings, engine={"gate_threshold_db": -90.0})
+    result = {"mode": "offline", "sample_rate": sr, "seconds": seconds,
+              "machine": {"cpu": platform.processor() or platform.machine(),
+                          "python": platform.python_version()}}
+    result["voice_run"] = _run_offline(settings, x, sr)
+    passthrough = replace(settings, voice=replace(settings.voice, voice="passthrough"))
+    result["passthrough_run"] = _run_offline(passthrough, x, sr)
+    result["engine_overhead_p99_ms"] = result["passthrough_run"]["compute"]["p99_ms"]
+    result["drops"] = 0
+    result["xruns"] = 0
+    return result
+
+
+def bench_jack(settings: Settings, seconds: float, clicks: int = 5) -> dict:
+    """Real streams on JACK (started here if none runs), output looped back to input."""
+    from voicegui.audio import jack
+    from voicegui.audio.backend import reinitialize
+    from voicegui.engine.realtime import RealtimeEngine
+
+    server = None
+    if not jack.server_running():
+        server = jack.DummyServer().start()
+    try:
+        reinitialize()  # PortAudio only lists JACK when a server ran at its init
+        settings = with_changes(
+            settings,
+            audio={"input": DeviceRef(JACK_HOSTAPI, ""), "output": DeviceRef(JACK_HOSTAPI, "")},
+            engine={"gate_threshold_db": -90.0, "output_gain_db": -6.0},
+        )
+        return measure_loopback(RealtimeEngine(settings), seconds, clicks)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def measure_loopback(engine, seconds: float, clicks: int = 5) -> dict:
+    """Inject clicks into the input of a running JACK loop and time their returns in frames."""
+    from voicegui.audio import jack
+
+    engine.start()
+    try:
+        jack.loop_back(*jack.client_ports())
+        sr = engine.sample_rate
+        total = int(seconds * sr)
+        record = np.zeros(total + sr, dtype=np.float32)
+        state = {"pos": 0}
+        every = max(1, total // max(1, clicks))
+        click_at = set(range(sr // 2, total - sr // 4, every))
+
+        def hook(block: np.ndarray) -> None:  # runs on the audio thread before the voice
+            p = state["pos"]
+            for c in click_at:
+                if p <= c < p + len(block):
+                    block[c - p] += 0.8
+            end = min(len(record), p + len(block))
+            record[p:end] = block[: end - p]
+            state["pos"] = p + len(block)
+
+        engine.block_hook = hook
+        deadline = time.monotonic() + seconds + 2.0
+        while state["pos"] < total and time.monotonic() < deadline:
+            time.sleep(0.05)
+        engine.block_hook = None
+        snap = engine.snapshot()
+        rec = record[: state["pos"]]
+        trips = []
+        for c in sorted(click_at):
+            if c >= len(rec):
+                continue
+            window = np.abs(rec[c + 16 : c + sr // 2])
+            if len(window) and window.max() > 0.1:
+                trips.append(16 + int(np.argmax(window)))
+        lat = snap.latency
+        measured = float(np.median(trips)) / sr if trips else None
+        engine.metrics.publish(measured_latency=measured)
+        return {
+            "mode": "jack-loopback",
+            "sample_rate": sr,
+            "period_frames": engine.io.max_frames if engine.io else None,
+            "clicks_sent": len(click_at),
+            "clicks_returned": len(trips),
+            "round_trip_frames": trips,
+            "measured_ms": measured * 1e3 if measured is not None else None,
+            "computed_end_to_end_ms": lat.end_to_end * 1e3,
+            "difference_ms": (measured - lat.end_to_end) * 1e3 if measured is not None else None,
+            "latency": lat.as_dict(),
+            "xruns_in": snap.xruns_in,
+            "xruns_out": snap.xruns_out,
+            "underruns": snap.underruns,
+            "dropped_blocks": snap.dropped_blocks,
+            "compute": engine.metrics.compute_percentiles(),
+        }
+    finally:
+        engine.stop()

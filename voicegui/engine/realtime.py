@@ -1,0 +1,229 @@
+"""RealtimeEngine: the dedicated audio thread, capture -> BlockProcessor -> playback rings.
+
+The PortAudio callbacks only move samples; all conversion happens here, on one thread that never
+waits for the GUI. When the voice is slower than real time, whole input blocks are skipped (and
+counted) instead of queueing up, so the latency stays where it was computed.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+
+from voicegui.audio.devices import choose_sample_rate, find_device
+from voicegui.audio.io import AudioIO, OutputSink
+from voicegui.audio.ringbuffer import RingBuffer
+from voicegui.engine.metrics import Metrics, MetricsSnapshot
+from voicegui.engine.processor import BlockProcessor
+from voicegui.settings import Settings, needs_restart
+from voicegui.voices.base import Voice
+from voicegui.voices.registry import create_voice
+
+log = logging.getLogger(__name__)
+
+STOP_FADE = 0.01  # s of fade-out pushed before the streams close
+
+
+class EngineError(RuntimeError):
+    """The engine could not start (device, sample rate, voice); the message says why."""
+
+
+class RealtimeEngine:
+    def __init__(self, settings: Settings, voice: Voice | None = None,
+                 reference: tuple[np.ndarray, int] | None = None,
+                 on_event: Callable[[str, str], None] | None = None) -> None:
+        self.settings = settings.validated()
+        self.metrics = Metrics()
+        self._voice = voice
+        self._reference = reference
+        self.on_event = on_event or (lambda kind, message: None)
+        self.proc: BlockProcessor | None = None
+        self.io: AudioIO | None = None
+        self.sinks: list[OutputSink] = []
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self.sample_rate = settings.audio.sample_rate
+        self.rate_note: str | None = None
+        self.dropped_blocks = 0
+        self.block_hook: Callable[[np.ndarray], None] | None = None  # sees each input block
+        self.output_hook: Callable[[np.ndarray], None] | None = None  # may add to each output
+
+    # ---- public API (any thread) --------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def snapshot(self) -> MetricsSnapshot:
+        return self.metrics.snapshot
+
+    @property
+    def voice(self) -> Voice | None:
+        return self._voice
+
+    def start(self) -> None:
+        if self.running:
+            return
+        s = self.settings
+        try:
+            input_dev = find_device(s.audio.input, "input")
+            output_dev = find_device(s.audio.output, "output")
+            monitor_dev = find_device(s.audio.monitor, "output") if s.audio.monitor else None
+            devs = [("input", input_dev), ("output", output_dev)]
+            if monitor_dev is not None:
+                devs.append(("output", monitor_dev))
+            rate, note = choose_sample_rate(devs, s.audio.sample_rate, s.audio)
+        except Exception as exc:
+            raise EngineError(str(exc)) from exc
+        self.sample_rate, self.rate_note = rate, note
+        if note:
+            self.on_event("warning", note)
+
+        if self._voice is None:
+            self._voice = create_voice(s.voice)
+        if self._reference is not None:
+            self._voice.prepare(*self._reference)
+        self.proc = BlockProcessor(self._voice, s, rate, self.metrics)
+        block = self.proc.block_dev
+        capture = RingBuffer(max(rate * 2, block * 8))
+        self.sinks = [OutputSink(rate * 2) for _ in range(2 if monitor_dev else 1)]
+        self.io = AudioIO(s.audio, rate, input_dev, output_dev, monitor_dev, capture, self.sinks,
+                          self._wake, blocksize=0)
+        try:
+            self.io.open()
+        except Exception as exc:
+            self.io = None
+            raise EngineError(f"cannot open the audio streams: {exc}") from exc
+        self._prime()
+        self._stop.clear()
+        self.dropped_blocks = 0
+        self._thread = threading.Thread(target=self._run, name="voicegui-audio", daemon=True)
+        self._thread.start()
+
+    def stop(self, reason: str = "") -> None:
+        if self._thread is not None:
+            self._stop.set()
+            self._wake.set()
+            self._thread.join(timeout=5.0)
+            self._thread = None
+        if self.io is not None:
+            time.sleep(STOP_FADE * 2)  # let the faded tail play out
+            self.io.close()
+            self.io = None
+        self.metrics.publish(running=False, status=reason or "stopped")
+
+    def update(self, settings: Settings) -> bool:
+        """Apply new settings; returns True when the streams had to restart."""
+        settings = settings.validated()
+        old, self.settings = self.settings, settings
+        if self.proc is None or not self.running:
+            return False
+        if needs_restart(old, settings):
+            self.stop("restarting")
+            self.start()
+            return True
+        self.proc.request(settings)
+        return False
+
+    def set_voice(self, voice: Voice, reference: tuple[np.ndarray, int] | None = None) -> None:
+        """Swap the voice (restarts the streams, with a fade)."""
+        was_running = self.running
+        if was_running:
+            self.stop("changing voice")
+        if self._voice is not None and self._voice is not voice:
+            self._voice.close()
+        self._voice, self._reference = voice, reference
+        if was_running:
+            self.start()
+
+    def close(self) -> None:
+        self.stop()
+        if self._voice is not None:
+            self._voice.close()
+
+    # ---- audio thread -------------------------------------------------------------------
+    def _prime(self) -> None:
+        """Fill the output rings with the headroom one block + one callback + margin needs."""
+        assert self.io is not None and self.proc is not None
+        rate, block = self.sample_rate, self.proc.block_dev
+        frames = self.io.callback_frames()
+        margin = round(self.settings.engine.buffer_margin_time * rate)
+        target = block + frames + margin
+        window = max(1, round(0.5 * rate / block))
+        # lowest fill a callback sees in steady state when each block is ready in time
+        floor = max(0, target - block - frames + math.gcd(block, frames))
+        for sink in self.sinks:
+            sink.prime(target, floor, tolerance=max(frames // 2, round(0.002 * rate)),
+                       window=window)
+        dev_in, dev_out = self.io.device_latency()
+        self.proc.io_latency = ((target - block) / rate, dev_in, dev_out)
+
+    def _run(self) -> None:
+        proc, io = self.proc, self.io
+        assert proc is not None and io is not None
+        block = proc.block_dev
+        buf = np.zeros(block, dtype=np.float32)
+        fade = np.linspace(1.0, 0.0, max(1, round(STOP_FADE * self.sample_rate)),
+                           dtype=np.float32)
+        self.metrics.publish(running=True, status="running", voice=getattr(proc.voice, "name", ""),
+                             provider=getattr(proc.voice, "provider", "CPU"))
+        reason = ""
+        # input captured while the streams were starting would sit in front of the first block
+        # as extra latency: start from the newest sample
+        io.capture.skip(io.capture.available())
+        try:
+            while not self._stop.is_set():
+                self._wake.wait(0.2)
+                self._wake.clear()
+                if io.failed or not io.active():
+                    reason = "the audio device stopped or disappeared"
+                    break
+                behind = io.capture.available() // block - 1
+                if behind >= 2:  # the voice fell behind: skip to the newest block
+                    io.capture.skip(behind * block)
+                    self.dropped_blocks += behind
+                    proc._restart_voice_stream()
+                while io.capture.available() >= block and not self._stop.is_set():
+                    io.capture.read_into(buf)
+                    if self.block_hook is not None:
+                        self.block_hook(buf)
+                    out = proc.process(buf)
+                    if self.output_hook is not None:
+                        self.output_hook(out)
+                    for sink in self.sinks:
+                        sink.push(out)
+                    self._publish_counters()
+            if not reason:
+                # fade out whatever is queued next so stopping does not click
+                tail = np.zeros(block, dtype=np.float32)
+                n = min(len(fade), block)
+                tail[:n] = proc.process(np.zeros(block, np.float32))[:n] * fade[:n]
+                for sink in self.sinks:
+                    sink.ring.write(tail)
+        except Exception as exc:  # a bug in the engine must surface, not kill audio silently
+            log.exception("audio thread failed")
+            reason = f"engine error: {type(exc).__name__}: {exc}"
+        if reason:
+            self.metrics.publish(running=False, status=reason)
+            self.on_event("error", reason)
+
+    def _publish_counters(self) -> None:
+        io = self.io
+        if io is None:
+            return
+        snap = self.metrics.snapshot
+        self.metrics.snapshot = replace(
+            snap,
+            xruns_in=io.counters.input_overflows + io.counters.input_underflows,
+            xruns_out=(io.counters.output_underflows + io.counters.output_overflows
+                       + io.monitor_counters.xruns),
+            underruns=sum(s.underrun_events for s in self.sinks),
+            dropped_blocks=self.dropped_blocks,
+            drift_corrections=sum(s.corrections for s in self.sinks),
+        )
