@@ -16,8 +16,15 @@ def espeak(text: str, path: Path, voice: str = "en-us", speed: int = 150) -> Pat
     return path
 
 
-def frame_f0(x: np.ndarray, sr: int, hop: float = 0.01, win: float = 0.05,
-             fmin: float = 40.0, fmax: float = 600.0, min_corr: float = 0.6) -> np.ndarray:
+def frame_f0(
+    x: np.ndarray,
+    sr: int,
+    hop: float = 0.01,
+    win: float = 0.05,
+    fmin: float = 40.0,
+    fmax: float = 600.0,
+    min_corr: float = 0.6,
+) -> np.ndarray:
     """Per-frame F0 by normalised autocorrelation (0 where unvoiced)."""
     n, h = int(win * sr), int(hop * sr)
     lag_lo, lag_hi = int(sr / fmax), int(sr / fmin)
@@ -52,16 +59,20 @@ def frame_f0(x: np.ndarray, sr: int, hop: float = 0.01, win: float = 0.05,
     return np.array(out)
 
 
-def envelope_scale(x: np.ndarray, y: np.ndarray, sr: int, fmin: float = 300.0,
-                   fmax: float = 4000.0) -> float:
+def envelope_scale(
+    x: np.ndarray, y: np.ndarray, sr: int, fmin: float = 300.0, fmax: float = 4000.0
+) -> float:
     """Factor s that best maps the long-term spectral envelope of x onto y: env_y(s f) ~ env_x(f).
 
     The envelope is the cepstrally smoothed long-term average spectrum, which ignores the
     harmonic fine structure (the pitch) and keeps the formant shape.
     """
+
     def envelope(sig: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         nfft = 2048
-        frames = [sig[i : i + nfft] * np.hanning(nfft) for i in range(0, len(sig) - nfft, nfft // 4)]
+        frames = [
+            sig[i : i + nfft] * np.hanning(nfft) for i in range(0, len(sig) - nfft, nfft // 4)
+        ]
         power = np.mean([np.abs(np.fft.rfft(f)) ** 2 for f in frames], axis=0) + 1e-12
         cep = np.fft.irfft(np.log(power))
         lifter = int(sr / 1000 * 1.5)  # keep quefrencies below 1.5 ms: envelope only

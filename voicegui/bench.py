@@ -25,7 +25,7 @@ JACK_HOSTAPI = "JACK Audio Connection Kit"
 
 
 def synthetic_speech(seconds: float, sr: int, seed: int = 7) -> np.ndarray:
-    """Voiced vowels with a pitch contour, fricative noise and pauses: speech-like load and levels."""
+    """Voiced vowels with a pitch contour, fricative noise and pauses: speech-like load."""
     from scipy.signal import lfilter
 
     rng = np.random.default_rng(seed)
@@ -90,9 +90,15 @@ def bench_offline(settings: Settings, seconds: float, sr: int = 48000) -> dict:
     x = synthetic_speech(seconds, sr)
     # gate off: every block costs what speech costs
     settings = with_changes(settings, engine={"gate_threshold_db": -90.0})
-    result = {"mode": "offline", "sample_rate": sr, "seconds": seconds,
-              "machine": {"cpu": platform.processor() or platform.machine(),
-                          "python": platform.python_version()}}
+    result = {
+        "mode": "offline",
+        "sample_rate": sr,
+        "seconds": seconds,
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "python": platform.python_version(),
+        },
+    }
     result["voice_run"] = _run_offline(settings, x, sr)
     passthrough = replace(settings, voice=replace(settings.voice, voice="passthrough"))
     result["passthrough_run"] = _run_offline(passthrough, x, sr)

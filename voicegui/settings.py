@@ -69,30 +69,66 @@ class AudioSettings:
 class EngineSettings:
     block_time: float = field(
         default=0.02,
-        metadata=_num(0.005, 1.0, "s", "Block", "Audio converted per step. Smaller means less "
-                      "latency but more compute overhead; neural voices need 0.1 s or more.",
-                      0.005, restart=True),
+        metadata=_num(
+            0.005,
+            1.0,
+            "s",
+            "Block",
+            "Audio converted per step. Smaller means less "
+            "latency but more compute overhead; neural voices need 0.1 s or more.",
+            0.005,
+            restart=True,
+        ),
     )
     crossfade_time: float = field(
         default=0.01,
-        metadata=_num(0.0, 0.2, "s", "Crossfade", "Overlap used to splice consecutive blocks "
-                      "of a windowed voice without clicks.", 0.005, voices=NEURAL + ("passthrough",)),
+        metadata=_num(
+            0.0,
+            0.2,
+            "s",
+            "Crossfade",
+            "Overlap used to splice consecutive blocks of a windowed voice without clicks.",
+            0.005,
+            voices=NEURAL + ("passthrough",),
+        ),
     )
     extra_left_time: float = field(
         default=0.05,
-        metadata=_num(0.0, 5.0, "s", "Left context", "Past audio the voice sees with each "
-                      "block: more context, steadier output, more compute.", 0.05,
-                      voices=NEURAL + ("passthrough",)),
+        metadata=_num(
+            0.0,
+            5.0,
+            "s",
+            "Left context",
+            "Past audio the voice sees with each "
+            "block: more context, steadier output, more compute.",
+            0.05,
+            voices=NEURAL + ("passthrough",),
+        ),
     )
     extra_dit_left_time: float = field(
         default=0.5,
-        metadata=_num(0.0, 3.0, "s", "DiT context", "Past audio the diffusion model re-generates "
-                      "with each block (at most the left context).", 0.05, voices=NEURAL),
+        metadata=_num(
+            0.0,
+            3.0,
+            "s",
+            "DiT context",
+            "Past audio the diffusion model re-generates "
+            "with each block (at most the left context).",
+            0.05,
+            voices=NEURAL,
+        ),
     )
     extra_right_time: float = field(
         default=0.0,
-        metadata=_num(0.0, 0.5, "s", "Right context", "Lookahead: future audio the voice waits "
-                      "for. Adds directly to the latency.", 0.005, voices=NEURAL + ("passthrough",)),
+        metadata=_num(
+            0.0,
+            0.5,
+            "s",
+            "Right context",
+            "Lookahead: future audio the voice waits for. Adds directly to the latency.",
+            0.005,
+            voices=NEURAL + ("passthrough",),
+        ),
     )
     input_gain_db: float = field(
         default=0.0, metadata=_num(-24.0, 24.0, "dB", "Input gain", "Gain before the voice.", 0.5)
@@ -102,18 +138,38 @@ class EngineSettings:
     )
     gate_threshold_db: float = field(
         default=-50.0,
-        metadata=_num(-90.0, 0.0, "dB", "Silence gate", "Blocks quieter than this skip the "
-                      "voice (no compute) and output silence. -90 turns the gate off.", 1.0),
+        metadata=_num(
+            -90.0,
+            0.0,
+            "dB",
+            "Silence gate",
+            "Blocks quieter than this skip the "
+            "voice (no compute) and output silence. -90 turns the gate off.",
+            1.0,
+        ),
     )
     gate_hold_time: float = field(
         default=0.25,
-        metadata=_num(0.0, 2.0, "s", "Gate hold", "How long the gate stays open after the "
-                      "level drops, so word endings are not cut.", 0.05),
+        metadata=_num(
+            0.0,
+            2.0,
+            "s",
+            "Gate hold",
+            "How long the gate stays open after the level drops, so word endings are not cut.",
+            0.05,
+        ),
     )
     buffer_margin_time: float = field(
         default=0.0,
-        metadata=_num(0.0, 0.5, "s", "Safety buffer", "Extra output buffering against compute "
-                      "spikes. Adds to the latency.", 0.005, restart=True),
+        metadata=_num(
+            0.0,
+            0.5,
+            "s",
+            "Safety buffer",
+            "Extra output buffering against compute spikes. Adds to the latency.",
+            0.005,
+            restart=True,
+        ),
     )
     bypass: bool = False  # hear the dry input (delay-aligned) instead of the voice
     on_voice_error: str = "dry"  # 'dry' or 'silence' while the voice fails
@@ -124,28 +180,65 @@ class VoiceSettings:
     voice: str = "dsp"  # 'dsp' (built-in), 'passthrough', 'seedvc'
     pitch: float = field(
         default=0.0,
-        metadata=_num(-24.0, 24.0, "st", "Pitch", "Pitch shift in semitones (cents "
-                      "resolution); formants are kept.", 0.01, voices=DSP + NEURAL),
+        metadata=_num(
+            -24.0,
+            24.0,
+            "st",
+            "Pitch",
+            "Pitch shift in semitones (cents resolution); formants are kept.",
+            0.01,
+            voices=DSP + NEURAL,
+        ),
     )
     formant: float = field(
         default=0.0,
-        metadata=_num(-12.0, 12.0, "st", "Formant", "Spectral-envelope shift in semitones: "
-                      "up sounds smaller (child), down sounds bigger (giant).", 0.1, voices=DSP),
+        metadata=_num(
+            -12.0,
+            12.0,
+            "st",
+            "Formant",
+            "Spectral-envelope shift in semitones: "
+            "up sounds smaller (child), down sounds bigger (giant).",
+            0.1,
+            voices=DSP,
+        ),
     )
     diffusion_steps: int = field(
         default=10,
-        metadata=_num(1, 50, "", "Diffusion steps", "Euler steps of the flow-matching solver: "
-                      "more is cleaner and slower.", 1, voices=NEURAL),
+        metadata=_num(
+            1,
+            50,
+            "",
+            "Diffusion steps",
+            "Euler steps of the flow-matching solver: more is cleaner and slower.",
+            1,
+            voices=NEURAL,
+        ),
     )
     cfg_rate: float = field(
         default=0.7,
-        metadata=_num(0.0, 1.0, "", "CFG rate", "Classifier-free guidance: higher follows the "
-                      "reference voice more closely; 0 halves the compute.", 0.05, voices=NEURAL),
+        metadata=_num(
+            0.0,
+            1.0,
+            "",
+            "CFG rate",
+            "Classifier-free guidance: higher follows the "
+            "reference voice more closely; 0 halves the compute.",
+            0.05,
+            voices=NEURAL,
+        ),
     )
     max_prompt_time: float = field(
         default=3.0,
-        metadata=_num(1.0, 30.0, "s", "Max prompt", "Longest part of the reference used as "
-                      "the diffusion prompt.", 0.5, voices=NEURAL),
+        metadata=_num(
+            1.0,
+            30.0,
+            "s",
+            "Max prompt",
+            "Longest part of the reference used as the diffusion prompt.",
+            0.5,
+            voices=NEURAL,
+        ),
     )
     reference: str = ""  # path of the reference clip
     backend: str = "torch"  # 'torch' or 'onnx'
@@ -204,8 +297,9 @@ class Settings:
                     continue
                 default = getattr(kind(), name)
                 if isinstance(default, DeviceRef):
-                    value = DeviceRef(**{k: str(v) for k, v in (value or {}).items()
-                                         if k in ("hostapi", "name")})
+                    value = DeviceRef(
+                        **{k: str(v) for k, v in (value or {}).items() if k in ("hostapi", "name")}
+                    )
                 elif isinstance(default, bool):
                     value = bool(value)
                 elif isinstance(default, int) and not isinstance(value, bool):

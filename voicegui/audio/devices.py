@@ -89,8 +89,9 @@ def default_device(kind: Kind, hostapi: str | None = None) -> DeviceInfo:
     else:
         index = sd.default.device[0 if kind == "input" else 1]
         if index is None or index < 0:
-            index = next((h[f"default_{kind}_device"] for h in apis
-                          if h[f"default_{kind}_device"] >= 0), -1)
+            index = next(
+                (h[f"default_{kind}_device"] for h in apis if h[f"default_{kind}_device"] >= 0), -1
+            )
     for info in list_devices(kind):
         if info.index == index:
             return info
@@ -105,17 +106,25 @@ def find_device(ref: DeviceRef, kind: Kind) -> DeviceInfo:
     if not ref.name:
         return default_device(kind, ref.hostapi or None)
     candidates = list_devices(kind)
-    exact = [d for d in candidates if d.name == ref.name and (not ref.hostapi or d.hostapi == ref.hostapi)]
+    exact = [
+        d
+        for d in candidates
+        if d.name == ref.name and (not ref.hostapi or d.hostapi == ref.hostapi)
+    ]
     if exact:
         return exact[0]
     # Some host APIs decorate names (", ALSA" suffixes, "(2- " prefixes): accept a unique substring.
-    loose = [d for d in candidates if ref.name.lower() in d.name.lower()
-             and (not ref.hostapi or d.hostapi == ref.hostapi)]
+    loose = [
+        d
+        for d in candidates
+        if ref.name.lower() in d.name.lower() and (not ref.hostapi or d.hostapi == ref.hostapi)
+    ]
     if len(loose) == 1:
         return loose[0]
     listing = "\n".join(f"  {d.hostapi}: {d.name}" for d in candidates) or "  (none)"
     raise DeviceNotFound(
-        f"{kind} device '{ref.name}'" + (f" on {ref.hostapi}" if ref.hostapi else "")
+        f"{kind} device '{ref.name}'"
+        + (f" on {ref.hostapi}" if ref.hostapi else "")
         + f" was not found. Available {kind} devices:\n{listing}"
     )
 
@@ -135,8 +144,13 @@ def _check(kind: Kind, device: DeviceInfo, rate: int, channels: int, extra: Any)
     sd = sounddevice()
     check = sd.check_input_settings if kind == "input" else sd.check_output_settings
     try:
-        check(device=device.index, samplerate=rate, channels=channels, dtype="float32",
-              extra_settings=extra)
+        check(
+            device=device.index,
+            samplerate=rate,
+            channels=channels,
+            dtype="float32",
+            extra_settings=extra,
+        )
     except Exception as exc:  # PortAudioError or ValueError, both mean "refused"
         return str(exc)
     return None
@@ -150,6 +164,7 @@ def choose_sample_rate(
     Returns (rate, note); note explains a fallback. Raises SampleRateError when no common rate
     exists or fallback is off.
     """
+
     def refusals(rate: int) -> list[str]:
         out = []
         for kind, dev in devices:
@@ -167,7 +182,7 @@ def choose_sample_rate(
     for rate in dict.fromkeys(tried):
         if rate != wanted and not refusals(rate):
             return rate, f"{wanted} Hz is refused by {first[0].split(' (')[0]}; using {rate} Hz"
-    raise SampleRateError(f"no sample rate works for all chosen devices: " + "; ".join(first))
+    raise SampleRateError("no sample rate works for all chosen devices: " + "; ".join(first))
 
 
 def describe(kind: Kind | None = None) -> str:
@@ -189,7 +204,8 @@ def describe(kind: Kind | None = None) -> str:
                 f"  {d.name!r}  in {d.max_input_channels} / out {d.max_output_channels} ch, "
                 f"{d.default_samplerate:g} Hz, latency low {d.default_low_input_latency * 1e3:.1f}/"
                 f"{d.default_low_output_latency * 1e3:.1f} ms, high "
-                f"{d.default_high_input_latency * 1e3:.1f}/{d.default_high_output_latency * 1e3:.1f} ms"
+                f"{d.default_high_input_latency * 1e3:.1f}/"
+                f"{d.default_high_output_latency * 1e3:.1f} ms"
                 + (f"  [{', '.join(mark)}]" if mark else "")
             )
     return "\n".join(lines)
@@ -199,3 +215,20 @@ def as_json(kind: Kind | None = None) -> list[dict]:
     from dataclasses import asdict
 
     return [asdict(d) for d in list_devices(kind)]
+
+
+def missing_devices(audio: AudioSettings) -> list[str]:
+    """Which named devices of these settings are not present now (empty: all found)."""
+    missing = []
+    for label, ref, kind in (
+        ("input", audio.input, "input"),
+        ("output", audio.output, "output"),
+        ("monitor", audio.monitor, "output"),
+    ):
+        if not ref.name:
+            continue
+        try:
+            find_device(ref, kind)  # type: ignore[arg-type]
+        except DeviceNotFound:
+            missing.append(f"{label} '{ref.name}' ({ref.hostapi or 'any host API'})")
+    return missing

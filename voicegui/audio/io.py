@@ -101,7 +101,9 @@ def _shorten(block: np.ndarray, n: int) -> np.ndarray:
     out[mid:] = block[mid + n :]
     if fade:
         w = np.linspace(0.0, 1.0, fade, dtype=np.float32)
-        out[mid - fade : mid] = block[mid - fade : mid] * (1.0 - w) + block[mid + n - fade : mid + n] * w
+        out[mid - fade : mid] = (
+            block[mid - fade : mid] * (1.0 - w) + block[mid + n - fade : mid + n] * w
+        )
     return out
 
 
@@ -121,6 +123,7 @@ def _lengthen(block: np.ndarray, n: int) -> np.ndarray:
     out[mid : mid + fade] = block[mid : mid + fade] * (1.0 - w) + out[mid : mid + fade] * w
     return out
 
+
 @dataclass
 class StreamCounters:
     input_overflows: int = 0
@@ -131,16 +134,29 @@ class StreamCounters:
 
     @property
     def xruns(self) -> int:
-        return (self.input_overflows + self.input_underflows + self.output_underflows
-                + self.output_overflows)
+        return (
+            self.input_overflows
+            + self.input_underflows
+            + self.output_underflows
+            + self.output_overflows
+        )
 
 
 class AudioIO:
     """Input (mono from one channel) into ``capture``; ``sinks`` out to output and monitor."""
 
-    def __init__(self, audio: AudioSettings, rate: int, input_dev: DeviceInfo,
-                 output_dev: DeviceInfo, monitor_dev: DeviceInfo | None, capture: RingBuffer,
-                 sinks: list[OutputSink], wake: Any, blocksize: int = 0) -> None:
+    def __init__(
+        self,
+        audio: AudioSettings,
+        rate: int,
+        input_dev: DeviceInfo,
+        output_dev: DeviceInfo,
+        monitor_dev: DeviceInfo | None,
+        capture: RingBuffer,
+        sinks: list[OutputSink],
+        wake: Any,
+        blocksize: int = 0,
+    ) -> None:
         self.audio, self.rate = audio, rate
         self.input_dev, self.output_dev, self.monitor_dev = input_dev, output_dev, monitor_dev
         self.capture, self.sinks, self.wake = capture, sinks, wake
@@ -217,29 +233,55 @@ class AudioIO:
         a = self.audio
         in_ch = self.channel + 1
         out_ch = min(2, self.output_dev.max_output_channels)
-        common = dict(samplerate=self.rate, dtype="float32", latency=_latency(a.latency),
-                      blocksize=self.blocksize)
+        common = dict(
+            samplerate=self.rate,
+            dtype="float32",
+            latency=_latency(a.latency),
+            blocksize=self.blocksize,
+        )
         try:
             if self.input_dev.hostapi == self.output_dev.hostapi:
-                self.streams.append(sd.Stream(
-                    device=(self.input_dev.index, self.output_dev.index), channels=(in_ch, out_ch),
-                    callback=self._duplex,
-                    extra_settings=(extra_settings(self.input_dev, a),
-                                    extra_settings(self.output_dev, a)),
-                    **common))
+                self.streams.append(
+                    sd.Stream(
+                        device=(self.input_dev.index, self.output_dev.index),
+                        channels=(in_ch, out_ch),
+                        callback=self._duplex,
+                        extra_settings=(
+                            extra_settings(self.input_dev, a),
+                            extra_settings(self.output_dev, a),
+                        ),
+                        **common,
+                    )
+                )
             else:
-                self.streams.append(sd.InputStream(
-                    device=self.input_dev.index, channels=in_ch, callback=self._input,
-                    extra_settings=extra_settings(self.input_dev, a), **common))
-                self.streams.append(sd.OutputStream(
-                    device=self.output_dev.index, channels=out_ch, callback=self._output,
-                    extra_settings=extra_settings(self.output_dev, a), **common))
+                self.streams.append(
+                    sd.InputStream(
+                        device=self.input_dev.index,
+                        channels=in_ch,
+                        callback=self._input,
+                        extra_settings=extra_settings(self.input_dev, a),
+                        **common,
+                    )
+                )
+                self.streams.append(
+                    sd.OutputStream(
+                        device=self.output_dev.index,
+                        channels=out_ch,
+                        callback=self._output,
+                        extra_settings=extra_settings(self.output_dev, a),
+                        **common,
+                    )
+                )
             if self.monitor_dev is not None:
-                self.streams.append(sd.OutputStream(
-                    device=self.monitor_dev.index,
-                    channels=min(2, self.monitor_dev.max_output_channels),
-                    callback=self._monitor, extra_settings=extra_settings(self.monitor_dev, a),
-                    **common))
+                self.streams.append(
+                    sd.OutputStream(
+                        device=self.monitor_dev.index,
+                        channels=min(2, self.monitor_dev.max_output_channels),
+                        callback=self._monitor,
+                        extra_settings=extra_settings(self.monitor_dev, a),
+                        **common,
+                    )
+                )
             for s in self.streams:
                 s.start()
         except Exception:

@@ -43,12 +43,18 @@ class DummyServer:
         env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
         self.process = subprocess.Popen(
             ["jackd", "--no-realtime", "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=env,
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+                err = (
+                    self.process.stderr.read().decode(errors="replace")
+                    if self.process.stderr
+                    else ""
+                )
                 raise JackError(f"jackd exited: {err.strip()[-500:]}")
             if server_running():
                 return self
@@ -103,7 +109,7 @@ def client_ports(exclude_prefix: str = "system:") -> tuple[list[str], list[str]]
 
 
 def loop_back(ins: list[str], outs: list[str]) -> None:
-    """Detach the app's ports from the system ports and feed its first output into its first input."""
+    """Detach the app's ports from the system ports; feed its first output into its first input."""
     conns = connections()
     for port in ins + outs:
         for other in conns.get(port, []):

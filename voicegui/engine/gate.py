@@ -15,8 +15,9 @@ GATE_OFF_DB = -90.0
 
 
 class Gate:
-    def __init__(self, threshold_db: float, hold_time: float,
-                 detector: SpeechDetector | None = None) -> None:
+    def __init__(
+        self, threshold_db: float, hold_time: float, detector: SpeechDetector | None = None
+    ) -> None:
         self.threshold_db = threshold_db
         self.hold_time = hold_time
         self.detector = detector

@@ -99,14 +99,28 @@ class Metrics:
     def publish(self, **changes) -> None:
         self.snapshot = replace(self.snapshot, **changes)
 
-    def record(self, t: float, compute_ms: float, rtf: float, input_db: float, output_db: float,
-               latency_ms: float, events: int) -> None:
+    def record(
+        self,
+        t: float,
+        compute_ms: float,
+        rtf: float,
+        input_db: float,
+        output_db: float,
+        latency_ms: float,
+        events: int,
+    ) -> None:
         i = self._count % HISTORY
         h = self._hist
         h["t"][i], h["compute_ms"][i], h["rtf"][i] = t, compute_ms, rtf
         h["input_db"][i], h["output_db"][i] = input_db, output_db
         h["latency_ms"][i], h["events"][i] = latency_ms, events
         self._count += 1
+
+    def mark_event(self, flag: int) -> None:
+        """OR an event (xrun, drop) into the newest record, so the graph can mark it."""
+        if self._count:
+            i = (self._count - 1) % HISTORY
+            self._hist["events"][i] = int(self._hist["events"][i]) | flag
 
     @property
     def count(self) -> int:
@@ -124,5 +138,10 @@ class Metrics:
         if len(c) == 0:
             return {}
         p50, p95, p99 = np.percentile(c, [50, 95, 99])
-        return {"p50_ms": float(p50), "p95_ms": float(p95), "p99_ms": float(p99),
-                "max_ms": float(c.max()), "mean_ms": float(c.mean())}
+        return {
+            "p50_ms": float(p50),
+            "p95_ms": float(p95),
+            "p99_ms": float(p99),
+            "max_ms": float(c.max()),
+            "mean_ms": float(c.mean()),
+        }

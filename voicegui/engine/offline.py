@@ -21,7 +21,7 @@ class AudioFileError(ValueError):
 
 
 def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """Read any soundfile-readable file as float32 (frames, channels); clear errors for bad input."""
+    """Read any soundfile-readable file as float32 (frames, channels); clear errors if bad."""
     import soundfile as sf
 
     path = Path(path)
@@ -56,8 +56,9 @@ def run_blocks(proc: BlockProcessor, x: np.ndarray) -> np.ndarray:
     return out[:n]
 
 
-def convert_array(x: np.ndarray, sr: int, voice: Voice, settings: Settings,
-                  metrics: Metrics | None = None) -> tuple[np.ndarray, BlockProcessor]:
+def convert_array(
+    x: np.ndarray, sr: int, voice: Voice, settings: Settings, metrics: Metrics | None = None
+) -> tuple[np.ndarray, BlockProcessor]:
     proc = BlockProcessor(voice, settings, sr, metrics)
     return run_blocks(proc, to_mono(x)), proc
 
@@ -68,10 +69,19 @@ def convert_file(src: str | Path, dst: str | Path, voice: Voice, settings: Setti
     data, sr = read_audio(src)
     y, proc = convert_array(data, sr, voice, settings)
     channels = data.shape[1]
-    sf.write(str(dst), np.repeat(y[:, None], channels, axis=1) if channels > 1 else y, sr,
-             subtype="FLOAT" if str(dst).lower().endswith(".wav") else None)
+    sf.write(
+        str(dst),
+        np.repeat(y[:, None], channels, axis=1) if channels > 1 else y,
+        sr,
+        subtype="FLOAT" if str(dst).lower().endswith(".wav") else None,
+    )
     return {
-        "input": str(src), "output": str(dst), "sample_rate": sr, "channels": channels,
-        "seconds": len(y) / sr, "latency": proc.latency().as_dict(),
-        "voice_errors": proc.voice_errors, "compute": proc.metrics.compute_percentiles(),
+        "input": str(src),
+        "output": str(dst),
+        "sample_rate": sr,
+        "channels": channels,
+        "seconds": len(y) / sr,
+        "latency": proc.latency().as_dict(),
+        "voice_errors": proc.voice_errors,
+        "compute": proc.metrics.compute_percentiles(),
     }

@@ -80,8 +80,9 @@ def geometry(engine: EngineSettings, device_rate: int, voice_rate: int) -> Geome
 class BlockProcessor:
     """Not thread-safe: owned by the audio thread (or the offline runner)."""
 
-    def __init__(self, voice: Voice, settings: Settings, device_rate: int,
-                 metrics: Metrics | None = None) -> None:
+    def __init__(
+        self, voice: Voice, settings: Settings, device_rate: int, metrics: Metrics | None = None
+    ) -> None:
         self.voice = voice
         self.metrics = metrics or Metrics()
         self.device_rate = device_rate
@@ -134,7 +135,10 @@ class BlockProcessor:
         if new is None or new == self.settings:
             return
         old, self.settings = self.settings, new
-        if new.voice != old.voice or new.engine.extra_dit_left_time != old.engine.extra_dit_left_time:
+        if (
+            new.voice != old.voice
+            or new.engine.extra_dit_left_time != old.engine.extra_dit_left_time
+        ):
             self.voice.update(voice_params(new.voice, new.engine))
         framing = ("crossfade_time", "extra_left_time", "extra_right_time")
         if any(getattr(new.engine, f) != getattr(old.engine, f) for f in framing):
@@ -222,11 +226,23 @@ class BlockProcessor:
         self.block_index += 1
         lat = self.latency()
         out_db = level_db(out)
-        self.metrics.record(time.perf_counter(), compute * 1e3, compute / block_seconds, in_db,
-                            out_db, lat.algorithmic * 1e3, events)
+        self.metrics.record(
+            time.perf_counter(),
+            compute * 1e3,
+            compute / block_seconds,
+            in_db,
+            out_db,
+            lat.algorithmic * 1e3,
+            events,
+        )
         self.metrics.publish(
-            blocks=self.block_index, compute_ms=compute * 1e3, rtf=compute / block_seconds,
-            input_db=in_db, output_db=out_db, gated=not speech, voice_errors=self.voice_errors,
+            blocks=self.block_index,
+            compute_ms=compute * 1e3,
+            rtf=compute / block_seconds,
+            input_db=in_db,
+            output_db=out_db,
+            gated=not speech,
+            voice_errors=self.voice_errors,
             last_error=self.last_error,
             latency=lat,
         )
@@ -246,8 +262,7 @@ class BlockProcessor:
                 out = self.voice.convert(window, info)
                 expected = g.block
             else:
-                info = BlockInfo(self.block_index, g.block, g.left, g.right,
-                                 g.search + g.crossfade)
+                info = BlockInfo(self.block_index, g.block, g.left, g.right, g.search + g.crossfade)
                 out = self.voice.convert(window, info)
                 expected = self.sola.input_length
             out = np.asarray(out, dtype=np.float32).reshape(-1)
@@ -283,4 +298,3 @@ class BlockProcessor:
             self.framer.reset()
             self.sola.reset()
         self.voice.reset()
-

@@ -35,9 +35,13 @@ class EngineError(RuntimeError):
 
 
 class RealtimeEngine:
-    def __init__(self, settings: Settings, voice: Voice | None = None,
-                 reference: tuple[np.ndarray, int] | None = None,
-                 on_event: Callable[[str, str], None] | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        voice: Voice | None = None,
+        reference: tuple[np.ndarray, int] | None = None,
+        on_event: Callable[[str, str], None] | None = None,
+    ) -> None:
         self.settings = settings.validated()
         self.metrics = Metrics()
         self._voice = voice
@@ -93,8 +97,17 @@ class RealtimeEngine:
         block = self.proc.block_dev
         capture = RingBuffer(max(rate * 2, block * 8))
         self.sinks = [OutputSink(rate * 2) for _ in range(2 if monitor_dev else 1)]
-        self.io = AudioIO(s.audio, rate, input_dev, output_dev, monitor_dev, capture, self.sinks,
-                          self._wake, blocksize=0)
+        self.io = AudioIO(
+            s.audio,
+            rate,
+            input_dev,
+            output_dev,
+            monitor_dev,
+            capture,
+            self.sinks,
+            self._wake,
+            blocksize=0,
+        )
         try:
             self.io.open()
         except Exception as exc:
@@ -159,8 +172,9 @@ class RealtimeEngine:
         # lowest fill a callback sees in steady state when each block is ready in time
         floor = max(0, target - block - frames + math.gcd(block, frames))
         for sink in self.sinks:
-            sink.prime(target, floor, tolerance=max(frames // 2, round(0.002 * rate)),
-                       window=window)
+            sink.prime(
+                target, floor, tolerance=max(frames // 2, round(0.002 * rate)), window=window
+            )
         dev_in, dev_out = self.io.device_latency()
         self.proc.io_latency = ((target - block) / rate, dev_in, dev_out)
 
@@ -169,10 +183,13 @@ class RealtimeEngine:
         assert proc is not None and io is not None
         block = proc.block_dev
         buf = np.zeros(block, dtype=np.float32)
-        fade = np.linspace(1.0, 0.0, max(1, round(STOP_FADE * self.sample_rate)),
-                           dtype=np.float32)
-        self.metrics.publish(running=True, status="running", voice=getattr(proc.voice, "name", ""),
-                             provider=getattr(proc.voice, "provider", "CPU"))
+        fade = np.linspace(1.0, 0.0, max(1, round(STOP_FADE * self.sample_rate)), dtype=np.float32)
+        self.metrics.publish(
+            running=True,
+            status="running",
+            voice=getattr(proc.voice, "name", ""),
+            provider=getattr(proc.voice, "provider", "CPU"),
+        )
         reason = ""
         # input captured while the streams were starting would sit in front of the first block
         # as extra latency: start from the newest sample
@@ -218,11 +235,19 @@ class RealtimeEngine:
         if io is None:
             return
         snap = self.metrics.snapshot
+        xruns = io.counters.xruns + io.monitor_counters.xruns
+        if xruns != snap.xruns_in + snap.xruns_out:
+            self.metrics.mark_event(Metrics.EVENT_XRUN)
+        if self.dropped_blocks != snap.dropped_blocks:
+            self.metrics.mark_event(Metrics.EVENT_DROP)
         self.metrics.snapshot = replace(
             snap,
             xruns_in=io.counters.input_overflows + io.counters.input_underflows,
-            xruns_out=(io.counters.output_underflows + io.counters.output_overflows
-                       + io.monitor_counters.xruns),
+            xruns_out=(
+                io.counters.output_underflows
+                + io.counters.output_overflows
+                + io.monitor_counters.xruns
+            ),
             underruns=sum(s.underrun_events for s in self.sinks),
             dropped_blocks=self.dropped_blocks,
             drift_corrections=sum(s.corrections for s in self.sinks),

@@ -39,8 +39,9 @@ class StreamResampler:
     def _new_stream(self):
         import soxr
 
-        return soxr.ResampleStream(self.in_rate, self.out_rate, 1, dtype="float32",
-                                   quality=self.quality)
+        return soxr.ResampleStream(
+            self.in_rate, self.out_rate, 1, dtype="float32", quality=self.quality
+        )
 
     def _measure_shortfall(self) -> int:
         """Largest lag of soxr's output count behind the ideal count, over a steady run."""

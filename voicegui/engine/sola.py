@@ -50,7 +50,7 @@ class Sola:
         self.has_tail = False
 
     def splice(self, out: np.ndarray) -> np.ndarray:
-        """``out`` has ``input_length`` samples; returns ``block`` samples continuous with the last."""
+        """``out`` has ``input_length`` samples; returns ``block`` samples joined to the last."""
         c = self.crossfade
         if self.has_tail and float(np.dot(self.tail, self.tail)) > 1e-10 * max(1, c):
             offset = best_offset(out, self.tail, self.search)

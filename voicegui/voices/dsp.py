@@ -141,7 +141,11 @@ class DSPVoice:
             self.marks.append((self.next_amark, self.period, self.voiced))
             self.next_amark += max(1, round(self.period))
         # marks far behind the synthesis point are no longer needed
-        while len(self.marks) > 2 and self.next_smark is not None and self.marks[1][0] <= self.next_smark:
+        while (
+            len(self.marks) > 2
+            and self.next_smark is not None
+            and self.marks[1][0] <= self.next_smark
+        ):
             self.marks.popleft()
 
     def _place_grains(self) -> None:

@@ -18,13 +18,23 @@ class VoiceInfo:
 
 
 VOICES = {
-    "dsp": VoiceInfo("dsp", "Built-in (pitch & formant)",
-                     "Pitch and formant shifting on the CPU, no download, ~12 ms lookahead.",
-                     False, False),
-    "passthrough": VoiceInfo("passthrough", "Passthrough", "Your own voice, unchanged.",
-                             False, False),
-    "seedvc": VoiceInfo("seedvc", "Seed-VC (zero-shot)",
-                        "Any voice from a reference clip. Needs the Seed-VC weights.", True, True),
+    "dsp": VoiceInfo(
+        "dsp",
+        "Built-in (pitch & formant)",
+        "Pitch and formant shifting on the CPU, no download, ~12 ms lookahead.",
+        False,
+        False,
+    ),
+    "passthrough": VoiceInfo(
+        "passthrough", "Passthrough", "Your own voice, unchanged.", False, False
+    ),
+    "seedvc": VoiceInfo(
+        "seedvc",
+        "Seed-VC (zero-shot)",
+        "Any voice from a reference clip. Needs the Seed-VC weights.",
+        True,
+        True,
+    ),
 }
 
 
@@ -45,3 +55,20 @@ def create_voice(settings: VoiceSettings) -> Voice:
             raise VoiceError(f"the Seed-VC voice is not available: {exc}") from exc
         return create_seedvc_voice(settings)
     raise VoiceError(f"unknown voice '{name}'; available: {', '.join(VOICES)}")
+
+
+def voice_available(name: str) -> tuple[bool, str]:
+    """Whether a voice can be chosen now, and why not (weights missing, ...)."""
+    if name not in VOICES:
+        return False, f"unknown voice '{name}'"
+    if name != "seedvc":
+        return True, ""
+    try:
+        from voicegui.modelhub import seedvc_installed
+    except ImportError as exc:
+        return False, f"Seed-VC support is not available: {exc}"
+    ok = seedvc_installed()
+    return (
+        ok,
+        "" if ok else "Seed-VC weights are not installed: run `voicegui models download seedvc`",
+    )

@@ -18,7 +18,7 @@ class CheckpointError(RuntimeError):
 
 
 def read_checkpoint(path: str | Path) -> dict:
-    """Read a torch checkpoint with ``weights_only=True``; clear errors for missing/corrupt files."""
+    """Read a torch checkpoint with ``weights_only=True``; clear errors for bad files."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
@@ -80,10 +80,13 @@ def load_into(
     ]
     problems = []
     if missing:
-        problems.append(f"missing keys: {', '.join(missing[:20])}" + (" ..." if len(missing) > 20 else ""))
+        problems.append(
+            f"missing keys: {', '.join(missing[:20])}" + (" ..." if len(missing) > 20 else "")
+        )
     if unexpected:
         problems.append(
-            f"unexpected keys: {', '.join(unexpected[:20])}" + (" ..." if len(unexpected) > 20 else "")
+            f"unexpected keys: {', '.join(unexpected[:20])}"
+            + (" ..." if len(unexpected) > 20 else "")
         )
     if misshaped:
         problems.append(f"wrong shapes: {', '.join(misshaped[:20])}")

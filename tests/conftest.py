@@ -1,0 +1,70 @@
+"""Shared fixtures: a real JACK server (dummy driver), an isolated VOICEGUI_HOME, speech files."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.signals import espeak
+
+JACK = "JACK Audio Connection Kit"
+OUTPUT_DIR = Path(__file__).resolve().parent.parent / "test-output"
+
+
+@pytest.fixture(autouse=True)
+def voicegui_home(tmp_path_factory, monkeypatch) -> Path:
+    """Every test gets its own config/presets/models/logs folder."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("VOICEGUI_HOME", str(home))
+    return home
+
+
+@pytest.fixture(scope="session")
+def jack_server():
+    """A JACK server with the dummy driver at 48 kHz / 256 frames, started for the session."""
+    from voicegui.audio import jack
+    from voicegui.audio.backend import reinitialize
+
+    server = None
+    if not jack.server_running():
+        server = jack.DummyServer(rate=48000, period=256).start()
+    reinitialize()  # PortAudio lists JACK only if a server ran when it initialised
+    yield {"hostapi": JACK, "rate": 48000, "period": 256}
+    if server is not None:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def output_dir() -> Path:
+    OUTPUT_DIR.mkdir(exist_ok=True)
+    return OUTPUT_DIR
+
+
+@pytest.fixture(scope="session")
+def speech_48k(tmp_path_factory) -> np.ndarray:
+    """espeak-ng speech (male en-us), resampled to 48 kHz, float32 mono."""
+    import soundfile as sf
+    import soxr
+
+    path = espeak(
+        "The quick brown fox jumps over the lazy dog. She sells sea shells by the sea shore.",
+        tmp_path_factory.mktemp("speech") / "speech.wav",
+    )
+    x, sr = sf.read(str(path), dtype="float32")
+    return soxr.resample(x, sr, 48000).astype(np.float32)
+
+
+@pytest.fixture(scope="session")
+def speech_file(tmp_path_factory) -> Path:
+    """A speech WAV at espeak's own rate (22.05 kHz), with a non-ASCII name."""
+    return espeak(
+        "Hello there, this is a reference voice for testing.",
+        tmp_path_factory.mktemp("refs") / "référence_声.wav",
+    )
+
+
+def pytest_configure(config):
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")

@@ -1,0 +1,175 @@
+"""Command line: no arguments starts the GUI; `devices`, `convert`, `bench`, `models`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from voicegui import __version__
+from voicegui.settings import Settings, SettingsError, with_changes
+
+# CLI flag -> (settings part, field)
+TUNING = {
+    "block_time": ("engine", "block_time"),
+    "crossfade": ("engine", "crossfade_time"),
+    "extra_left": ("engine", "extra_left_time"),
+    "extra_dit_left": ("engine", "extra_dit_left_time"),
+    "extra_right": ("engine", "extra_right_time"),
+    "input_gain": ("engine", "input_gain_db"),
+    "output_gain": ("engine", "output_gain_db"),
+    "gate_db": ("engine", "gate_threshold_db"),
+    "gate_hold": ("engine", "gate_hold_time"),
+    "voice": ("voice", "voice"),
+    "pitch": ("voice", "pitch"),
+    "formant": ("voice", "formant"),
+    "steps": ("voice", "diffusion_steps"),
+    "cfg": ("voice", "cfg_rate"),
+    "max_prompt": ("voice", "max_prompt_time"),
+    "reference": ("voice", "reference"),
+    "backend": ("voice", "backend"),
+    "compute_device": ("voice", "device"),
+}
+
+
+def _add_tuning(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("voice and engine settings (default: the preset's, or built-in)")
+    g.add_argument("--preset", help="start from a saved preset (by name)")
+    g.add_argument("--voice", choices=["dsp", "passthrough", "seedvc"])
+    g.add_argument("--pitch", type=float, help="semitones, -24..24 (cents resolution)")
+    g.add_argument("--formant", type=float, help="semitones of envelope shift, -12..12")
+    g.add_argument("--block-time", type=float, help="seconds per block")
+    g.add_argument("--crossfade", type=float, help="seconds of SOLA crossfade")
+    g.add_argument("--extra-left", type=float, help="seconds of left context")
+    g.add_argument("--extra-dit-left", type=float, help="seconds of DiT left context (Seed-VC)")
+    g.add_argument("--extra-right", type=float, help="seconds of right context (lookahead)")
+    g.add_argument("--steps", type=int, help="diffusion steps (Seed-VC)")
+    g.add_argument("--cfg", type=float, help="CFG rate (Seed-VC)")
+    g.add_argument("--max-prompt", type=float, help="seconds of reference used as prompt")
+    g.add_argument("--reference", help="reference clip for zero-shot voices")
+    g.add_argument("--backend", choices=["torch", "onnx"])
+    g.add_argument("--compute-device", help="auto, cpu, cuda or mps")
+    g.add_argument("--input-gain", type=float, help="dB")
+    g.add_argument("--output-gain", type=float, help="dB")
+    g.add_argument("--gate-db", type=float, help="silence gate threshold in dB (-90 = off)")
+    g.add_argument("--gate-hold", type=float, help="seconds the gate stays open after speech")
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    base = Settings()
+    if getattr(args, "preset", None):
+        from voicegui.presets import PresetStore
+
+        base = PresetStore().load(args.preset).settings
+    parts: dict[str, dict] = {}
+    for flag, (part, name) in TUNING.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            parts.setdefault(part, {})[name] = value
+    return with_changes(base, **parts) if parts else base.validated()
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from voicegui.audio import devices
+
+    kind = "input" if args.inputs else "output" if args.outputs else None
+    if args.json:
+        print(json.dumps(devices.as_json(kind), indent=2))
+    else:
+        print(devices.describe(kind))
+    return 0
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from voicegui.engine.offline import convert_file
+    from voicegui.voices.registry import create_voice
+
+    settings = settings_from_args(args)
+    voice = create_voice(settings.voice)
+    if settings.voice.reference:
+        from voicegui.engine.offline import read_audio, to_mono
+
+        data, sr = read_audio(settings.voice.reference)
+        voice.prepare(to_mono(data), sr)
+    report = convert_file(args.input, args.output, voice, settings)
+    voice.close()
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from voicegui import bench
+
+    settings = settings_from_args(args)
+    if args.jack:
+        result = bench.bench_jack(settings, args.seconds)
+    else:
+        result = bench.bench_offline(settings, args.seconds, args.rate)
+    text = json.dumps(result, indent=2)
+    if args.out:
+        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    print(text)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="voicegui", description="Real-time voice changer.")
+    p.add_argument("--version", action="version", version=f"voicegui {__version__}")
+    p.add_argument(
+        "--smoke",
+        type=float,
+        metavar="SECONDS",
+        help="start the GUI, run for SECONDS, exit (checks startup)",
+    )
+    sub = p.add_subparsers(dest="command")
+
+    d = sub.add_parser("devices", help="list host APIs and audio devices")
+    d.add_argument("--json", action="store_true")
+    d.add_argument("--inputs", action="store_true", help="input devices only")
+    d.add_argument("--outputs", action="store_true", help="output devices only")
+    d.set_defaults(func=cmd_devices)
+
+    c = sub.add_parser("convert", help="convert a file through the real-time engine")
+    c.add_argument("input")
+    c.add_argument("output")
+    _add_tuning(c)
+    c.set_defaults(func=cmd_convert)
+
+    b = sub.add_parser("bench", help="measure compute, RTF and latency (JSON)")
+    b.add_argument("--seconds", type=float, default=10.0)
+    b.add_argument("--rate", type=int, default=48000, help="device sample rate (offline)")
+    b.add_argument(
+        "--jack",
+        action="store_true",
+        help="run real streams on JACK with the output looped back to the input",
+    )
+    b.add_argument("--out", help="also write the JSON to this file")
+    _add_tuning(b)
+    b.set_defaults(func=cmd_bench)
+
+    try:
+        from voicegui.modelhub import add_models_parser
+    except ImportError:
+        pass
+    else:
+        add_models_parser(sub)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command is None:
+        from voicegui.ui.app import run_app
+
+        return run_app(smoke_seconds=args.smoke)
+    try:
+        return int(args.func(args) or 0)
+    except (SettingsError, ValueError, LookupError, RuntimeError, OSError) as exc:
+        print(f"voicegui {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
