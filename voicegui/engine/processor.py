@@ -72,7 +72,8 @@ def geometry(engine: EngineSettings, device_rate: int, voice_rate: int) -> Geome
     block = block_dev * voice_rate // device_rate
     crossfade = min(round(engine.crossfade_time * voice_rate), block)
     search = min(round(SOLA_SEARCH_MAX * voice_rate), crossfade)
-    left = max(round(engine.extra_left_time * voice_rate), crossfade + search)
+    # the SOLA margin sits on top of the context, so the voice sees the full context before it
+    left = round(engine.extra_left_time * voice_rate) + crossfade + search
     right = round(engine.extra_right_time * voice_rate)
     return Geometry(device_rate, voice_rate, block_dev, block, left, right, crossfade, search)
 

@@ -212,9 +212,11 @@ class CAMPPlus(nn.Module):
         self.dense = DenseLayer(2 * ch, embedding_size)
         self.eval()
 
+    @torch.no_grad()  # inference only
     def forward(self, feats: Tensor) -> Tensor:
         return self.dense(stats_pool(self.xvector(self.head(feats.transpose(1, 2)))))
 
+    @torch.no_grad()
     def forward_debug(self, feats: Tensor) -> dict[str, Tensor]:
         """Intermediates for parity checks: head_out (B,320,T), xvector_out (B,512,T/2),
         stats (B,1024) and the embedding."""

@@ -239,6 +239,7 @@ class HiFTGenerator(nn.Module):
         wav = torch.istft(spec, ISTFT_NFFT, ISTFT_HOP, ISTFT_NFFT, window=window)
         return torch.clamp(wav, -AUDIO_LIMIT, AUDIO_LIMIT)
 
+    @torch.no_grad()  # inference only; upstream also runs the source without grad
     def forward(
         self,
         mel: Tensor,
