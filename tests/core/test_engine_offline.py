@@ -57,6 +57,16 @@ def xcorr_delay(x: np.ndarray, y: np.ndarray, max_lag: int) -> int:
         (lambda: PassthroughAt(22050), {"block_time": 0.04}),
         (lambda: PassthroughAt(16000), {"block_time": 0.02, "crossfade_time": 0.005}),
         (DSPVoice, {"block_time": 0.01}),
+        # Seed-VC's upstream geometry: 22.05 kHz voice behind a 48 kHz device
+        (
+            lambda: PassthroughAt(22050),
+            {
+                "block_time": 0.18,
+                "crossfade_time": 0.04,
+                "extra_left_time": 2.5,
+                "extra_right_time": 0.02,
+            },
+        ),
     ],
 )
 def test_output_length_and_latency_match_cross_correlation(voice, engine):

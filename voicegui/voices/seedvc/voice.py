@@ -1,0 +1,151 @@
+"""Seed-VC behind the Voice protocol: a windowed voice at 22.05 kHz.
+
+Beyond upstream's real-time GUI: the style vector comes from the whole reference; noise is drawn
+from a generator seeded once per stream instead of fresh unseeded noise every block; the vocoder
+runs only over the frames the block needs plus its receptive field; the reference work is cached;
+and non-speech blocks never reach the model (Silero VAD as the engine's gate hook).
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from voicegui.settings import VoiceSettings
+from voicegui.voices.base import BlockInfo, VoiceError
+from voicegui.voices.seedvc.model import SAMPLE_RATE, Prompt, SeedVCModel, plan_block
+
+STREAM_SEED = 1234
+
+
+class SeedVCVoice:
+    name = "seedvc"
+    stateful = False
+    needs_reference = True
+
+    def __init__(self, model: SeedVCModel, vad: bool = True, trim_vocoder: bool = True) -> None:
+        self.model = model
+        self.steps, self.cfg = 10, 0.7
+        self.max_prompt_s, self.dit_left_s = 3.0, 0.5
+        self.trim_vocoder = trim_vocoder
+        self._reference: np.ndarray | None = None
+        self._prompt: Prompt | None = None
+        self._prompt_key: tuple | None = None
+        self._lock = threading.Lock()  # prepare() may come from the GUI while blocks run
+        self.speech_detector = None
+        if vad:
+            try:
+                from voicegui.voices.vad import SileroSpeechDetector
+
+                self.speech_detector = SileroSpeechDetector()
+            except Exception:  # VAD is an optimisation; the level gate still works without it
+                self.speech_detector = None
+
+    @property
+    def provider(self) -> str:
+        return self.model.provider
+
+    # ---- protocol ---------------------------------------------------------------------------
+    def configure(self, device_rate: int) -> int:
+        return SAMPLE_RATE
+
+    def update(self, params: dict) -> None:
+        self.steps = int(params.get("diffusion_steps", self.steps))
+        self.cfg = float(params.get("cfg_rate", self.cfg))
+        self.dit_left_s = float(params.get("extra_dit_left_time", self.dit_left_s))
+        max_prompt = float(params.get("max_prompt_time", self.max_prompt_s))
+        if max_prompt != self.max_prompt_s:
+            self.max_prompt_s = max_prompt
+            if self._reference is not None:
+                self._build_prompt()
+
+    def prepare(self, reference: np.ndarray | None, sr: int) -> None:
+        if reference is None or len(reference) == 0:
+            raise VoiceError("Seed-VC needs a reference clip of the target voice")
+        ref = np.asarray(reference, dtype=np.float32)
+        if ref.ndim > 1:
+            ref = ref.mean(axis=1)
+        if not np.all(np.isfinite(ref)):
+            raise VoiceError("the reference clip contains NaN or infinite samples")
+        if sr != SAMPLE_RATE:
+            import soxr
+
+            ref = soxr.resample(ref, sr, SAMPLE_RATE).astype(np.float32)
+        if len(ref) < SAMPLE_RATE // 2:
+            raise VoiceError("the reference clip is shorter than 0.5 s")
+        self._reference = ref
+        self._build_prompt()
+
+    def _build_prompt(self) -> None:
+        key = (id(self._reference), self.max_prompt_s)
+        if key == self._prompt_key:
+            return
+        prompt = self.model.make_prompt(self._reference, self.max_prompt_s)
+        with self._lock:
+            self._prompt, self._prompt_key = prompt, key
+
+    def convert(self, window: np.ndarray, info: BlockInfo) -> np.ndarray:
+        with self._lock:
+            prompt = self._prompt
+        if prompt is None:
+            raise VoiceError("no reference prepared: choose a reference clip")
+        out_n = info.block + info.sola_extra
+        left_s = (info.left - info.sola_extra) / SAMPLE_RATE  # context before the SOLA margin
+        plan = plan_block(left_s, self.dit_left_s, out_n, info.right)
+        wav = torch.from_numpy(np.ascontiguousarray(window)).to(self.model.device)
+        frames = self.model.vocoder_frames_for(plan) if self.trim_vocoder else None
+        out = self.model.infer_block(wav, prompt, plan, self.steps, self.cfg, vocoder_frames=frames)
+        return out.float().cpu().numpy()
+
+    def lookahead(self) -> float:
+        return 0.0  # the right context is the engine's, and is already counted there
+
+    def reset(self) -> None:
+        # a new stream (or after a gap): restart the seeded noise so runs are repeatable
+        self.model.cfm._generators.clear()
+        self.model.cfm.seed = STREAM_SEED
+        self.model.vocoder.reset_rng(STREAM_SEED)
+        if self.speech_detector is not None:
+            self.speech_detector.reset()
+
+    def close(self) -> None:
+        self._prompt = None
+
+    def profile(self) -> dict:
+        return self.model.timer.summary()
+
+
+def create_seedvc_voice(settings: VoiceSettings) -> SeedVCVoice:
+    """The installed Seed-VC model (voicegui models download seedvc) as a voice."""
+    from voicegui import modelhub
+
+    if not modelhub.seedvc_installed():
+        raise VoiceError(
+            "Seed-VC weights are not installed: run `voicegui models download "
+            "seedvc` (or `voicegui models import seedvc DIR`)"
+        )
+    folder = modelhub.model_dir("seedvc")
+    model = SeedVCModel.load(
+        dit=folder / modelhub.entry("seedvc").file("dit").local_name,
+        hift=folder / "hift.pt",
+        campplus=folder / "campplus_cn_common.bin",
+        content_dir=folder,
+        device=settings.device,
+    )
+    voice = SeedVCVoice(model)
+    voice.update(
+        {
+            "diffusion_steps": settings.diffusion_steps,
+            "cfg_rate": settings.cfg_rate,
+            "max_prompt_time": settings.max_prompt_time,
+        }
+    )
+    if settings.reference:
+        from voicegui.engine.offline import read_audio, to_mono
+
+        data, sr = read_audio(Path(settings.reference))
+        voice.prepare(to_mono(data), sr)
+    return voice
