@@ -134,9 +134,12 @@ def measure_loopback(engine, seconds: float, clicks: int = 5) -> dict:
     """Inject clicks into the input of a running JACK loop and time their returns in frames."""
     from voicegui.audio import jack
 
+    before = set(jack.ports())
     engine.start()
     try:
-        jack.loop_back(*jack.client_ports())
+        # only the ports this engine just opened (other JACK clients may be running)
+        ins, outs = jack.client_ports()
+        jack.loop_back([p for p in ins if p not in before], [p for p in outs if p not in before])
         sr = engine.sample_rate
         total = int(seconds * sr)
         record = np.zeros(total + sr, dtype=np.float32)

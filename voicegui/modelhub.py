@@ -241,20 +241,30 @@ def remove(name: str) -> None:
 
 
 # ---- CLI ---------------------------------------------------------------------------------
+_last_shown: dict[str, int] = {}
+
+
 def _bar(label: str, done: int, total: int) -> None:
+    """A text progress bar on stderr, redrawn only when the percentage changes."""
     import sys
 
+    percent = int(100 * done / total) if total else done >> 24  # unknown size: every 16 MB
+    if _last_shown.get(label) == percent:
+        return
+    _last_shown[label] = percent
+    end = "\n" if (total and done >= total) or not sys.stderr.isatty() else ""
     if total:
         width = 30
-        filled = int(width * done / total)
-        sys.stderr.write(
-            f"\r{label[:40]:40s} [{'#' * filled}{'.' * (width - filled)}] "
+        filled = width * done // total
+        line = (
+            f"{label[:40]:40s} [{'#' * filled}{'.' * (width - filled)}] "
             f"{done / 1e6:8.1f}/{total / 1e6:.1f} MB"
         )
-        if done >= total:
-            sys.stderr.write("\n")
     else:
-        sys.stderr.write(f"\r{label[:40]:40s} {done / 1e6:8.1f} MB")
+        line = f"{label[:40]:40s} {done / 1e6:8.1f} MB"
+    if not sys.stderr.isatty() and total and percent % 10 and done < total:
+        return  # in a log, every 10 % is enough
+    sys.stderr.write(("\r" if sys.stderr.isatty() else "") + line + end)
     sys.stderr.flush()
 
 

@@ -246,6 +246,7 @@ class AudioIO:
                         device=(self.input_dev.index, self.output_dev.index),
                         channels=(in_ch, out_ch),
                         callback=self._duplex,
+                        finished_callback=self._finished,
                         extra_settings=(
                             extra_settings(self.input_dev, a),
                             extra_settings(self.output_dev, a),
@@ -259,6 +260,7 @@ class AudioIO:
                         device=self.input_dev.index,
                         channels=in_ch,
                         callback=self._input,
+                        finished_callback=self._finished,
                         extra_settings=extra_settings(self.input_dev, a),
                         **common,
                     )
@@ -268,6 +270,7 @@ class AudioIO:
                         device=self.output_dev.index,
                         channels=out_ch,
                         callback=self._output,
+                        finished_callback=self._finished,
                         extra_settings=extra_settings(self.output_dev, a),
                         **common,
                     )
@@ -278,6 +281,7 @@ class AudioIO:
                         device=self.monitor_dev.index,
                         channels=min(2, self.monitor_dev.max_output_channels),
                         callback=self._monitor,
+                        finished_callback=self._finished,
                         extra_settings=extra_settings(self.monitor_dev, a),
                         **common,
                     )
@@ -291,9 +295,10 @@ class AudioIO:
     def close(self) -> None:
         for s in self.streams:
             try:
-                s.abort() if s.active else None
+                if s.active:
+                    s.abort()
                 s.close()
-            except Exception:
+            except Exception:  # closing a stream whose device vanished may fail: nothing to do
                 pass
         self.streams = []
 
