@@ -28,7 +28,7 @@ class OutputSink:
     lowest fill the callback sees is then a known ``floor``. Independent clocks drift, and stalls
     (the device played silence, then the backlog arrives) leave extra audio queued; both would
     make latency creep. So every ``window`` pushes the producer compares the lowest fill with the
-    floor and drops (or repeats) that many samples inside the next block with a crossfade. Each
+    floor and drops (or repeats) the difference inside the next blocks, crossfaded. Each
     correction is counted.
     """
 
@@ -40,6 +40,7 @@ class OutputSink:
         self.underrun_events = 0
         self.corrections = 0
         self._pushes = 0
+        self._correction = 0  # samples still to drop (> 0) or insert (< 0)
         self._min_fill = _NO_FILL  # lowest fill seen by the callback since the producer looked
         self._window_min = _NO_FILL
         self._ramp = np.linspace(1.0, 0.0, UNDERRUN_RAMP, dtype=np.float32)
@@ -67,7 +68,7 @@ class OutputSink:
         missing = target - self.ring.available()
         if missing > 0:
             self.ring.write(np.zeros(missing, dtype=np.float32))
-        self.underrun_samples = self.underrun_events = self._pushes = 0
+        self.underrun_samples = self.underrun_events = self._pushes = self._correction = 0
         self._min_fill = self._window_min = _NO_FILL
 
     def push(self, block: np.ndarray) -> None:
@@ -77,12 +78,15 @@ class OutputSink:
         if self._pushes % self.window == 0 and self._window_min != _NO_FILL:
             low, self._window_min = self._window_min, _NO_FILL
             error = low - self.floor
-            if error > self.tolerance:  # audio piled up: latency crept up
-                block = _shorten(block, min(error, len(block) // 2))
+            if abs(error) > self.tolerance and self._correction == 0:
+                # > 0: audio piled up (latency crept up); < 0: draining (output clock faster)
+                self._correction = error
                 self.corrections += 1
-            elif error < -self.tolerance and low == 0:  # draining: the output clock is faster
-                block = _lengthen(block, min(-error, len(block) // 2))
-                self.corrections += 1
+        if self._correction:
+            # spread the correction over consecutive blocks, at most half a block each
+            n = max(-(len(block) // 2), min(len(block) // 2, self._correction))
+            block = _shorten(block, n) if n > 0 else _lengthen(block, -n)
+            self._correction -= n
         self.ring.write(block)
 
 

@@ -28,6 +28,7 @@ from voicegui.voices.registry import create_voice
 log = logging.getLogger(__name__)
 
 STOP_FADE = 0.01  # s of fade-out pushed before the streams close
+DRIFT_HEADROOM = 0.004  # s of extra buffer when input and output are different devices
 
 
 class EngineError(RuntimeError):
@@ -167,6 +168,9 @@ class RealtimeEngine:
         rate, block = self.sample_rate, self.proc.block_dev
         frames = self.io.callback_frames()
         margin = round(self.settings.engine.buffer_margin_time * rate)
+        if len(self.io.streams) > 1:
+            # separate devices run on separate clocks: keep room to stretch before running dry
+            margin += round(DRIFT_HEADROOM * rate)
         target = block + frames + margin
         window = max(1, round(0.5 * rate / block))
         # lowest fill a callback sees in steady state when each block is ready in time
