@@ -58,6 +58,8 @@ def synthetic_speech(seconds: float, sr: int, seed: int = 7) -> np.ndarray:
 
 def _run_offline(settings: Settings, x: np.ndarray, sr: int) -> dict:
     voice = create_voice(settings.voice)
+    if getattr(voice, "speech_detector", None) is not None:
+        voice.speech_detector = None  # measure every block, as if speech never stopped
     if getattr(voice, "needs_reference", False):
         voice.prepare(x[: sr * 3], sr)
     metrics = Metrics()
