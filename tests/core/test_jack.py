@@ -128,3 +128,52 @@ def test_only_jack_devices_are_listed_for_the_jack_host_api(jack_server):
     devs = list_devices("input", jack_server["hostapi"])
     assert devs and all(d.hostapi == jack_server["hostapi"] for d in devs)
     assert np.all([d.max_input_channels > 0 for d in devs])
+
+
+def test_monitor_output_hears_the_same_converted_voice(jack_server):
+    ref = DeviceRef(jack_server["hostapi"], "system")
+    settings = with_changes(
+        jack_settings(jack_server, gate_threshold_db=-90.0), audio={"monitor": ref}
+    )
+    engine = RealtimeEngine(settings)
+    engine.start()
+    try:
+        assert len(engine.io.streams) == 2 and len(engine.sinks) == 2
+        time.sleep(1.0)
+        fed = [s.ring._written for s in engine.sinks]
+    finally:
+        engine.stop()
+    # both outputs were fed the same number of samples, and both were consumed
+    assert fed[0] == fed[1] and fed[0] > 48000 // 2
+    assert all(s.ring._read > 48000 // 2 for s in engine.sinks)
+
+
+class SlowVoice(FailsEveryNth):
+    """Takes 1.5 blocks of time per block: slower than real time."""
+
+    def __init__(self) -> None:
+        super().__init__(n=1 << 30)
+
+    def convert(self, window, info):
+        time.sleep(0.015)
+        return super().convert(window, info)
+
+
+def test_a_voice_slower_than_real_time_drops_blocks_without_latency_creep(jack_server):
+    engine = RealtimeEngine(jack_settings(jack_server, gate_threshold_db=-90.0), voice=SlowVoice())
+    engine.start()
+    try:
+        fills, backlog = [], []
+        for _ in range(30):
+            time.sleep(0.1)
+            fills.append(engine.sinks[0].ring.available())
+            backlog.append(engine.io.capture.available())
+        snap = engine.snapshot()
+    finally:
+        engine.stop()
+    assert snap.dropped_blocks > 20  # about a third of the blocks had to go, and were counted
+    target = engine.sinks[0].target
+    assert max(fills[5:]) <= target + engine.proc.block_dev  # queued output never grew
+    assert snap.underruns > 0  # the gaps were played as (counted) silence
+    # the input side never queues more than two blocks and a callback either
+    assert max(backlog) <= 2 * engine.proc.block_dev + jack_server["period"]

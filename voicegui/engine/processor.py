@@ -201,7 +201,7 @@ class BlockProcessor:
         events = 0
         if speech:
             if not was_open:
-                self._restart_voice_stream()
+                self.restart_voice_stream()
             wet_v = self._run_voice(window)
             if wet_v is None:
                 events |= Metrics.EVENT_ERROR
@@ -249,7 +249,7 @@ class BlockProcessor:
         )
         return out
 
-    def _restart_voice_stream(self) -> None:
+    def restart_voice_stream(self) -> None:
         if self.stateful:
             self.voice.reset()
         elif self.sola is not None:
@@ -275,7 +275,7 @@ class BlockProcessor:
         except Exception as exc:  # a failing voice must never stop the audio
             self.voice_errors += 1
             self.last_error = f"{type(exc).__name__}: {exc}"
-            self._restart_voice_stream()
+            self.restart_voice_stream()
             return None
 
     def _mix(self, signals: dict, source: str) -> np.ndarray:

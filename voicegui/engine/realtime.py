@@ -186,6 +186,7 @@ class RealtimeEngine:
         proc, io = self.proc, self.io
         assert proc is not None and io is not None
         block = proc.block_dev
+        frames = max(1, io.max_frames)
         buf = np.zeros(block, dtype=np.float32)
         fade = np.linspace(1.0, 0.0, max(1, round(STOP_FADE * self.sample_rate)), dtype=np.float32)
         self.metrics.publish(
@@ -205,12 +206,15 @@ class RealtimeEngine:
                 if io.failed or not io.active():
                     reason = "the audio device stopped or disappeared"
                     break
-                behind = io.capture.available() // block - 1
-                if behind >= 2:  # the voice fell behind: skip to the newest block
-                    io.capture.skip(behind * block)
-                    self.dropped_blocks += behind
-                    proc._restart_voice_stream()
                 while io.capture.available() >= block and not self._stop.is_set():
+                    # more than a block and a callback waiting: the voice fell behind real
+                    # time. Skip to the newest audio instead of letting the backlog grow.
+                    excess = io.capture.available() - block - frames
+                    if excess >= block:
+                        skipped = excess // block
+                        io.capture.skip(skipped * block)
+                        self.dropped_blocks += skipped
+                        proc.restart_voice_stream()
                     io.capture.read_into(buf)
                     if self.block_hook is not None:
                         self.block_hook(buf)
