@@ -175,5 +175,6 @@ def test_a_voice_slower_than_real_time_drops_blocks_without_latency_creep(jack_s
     target = engine.sinks[0].target
     assert max(fills[5:]) <= target + engine.proc.block_dev  # queued output never grew
     assert snap.underruns > 0  # the gaps were played as (counted) silence
-    # the input side never queues more than two blocks and a callback either
-    assert max(backlog) <= 2 * engine.proc.block_dev + jack_server["period"]
+    # the input side stays bounded too (without skipping it would grow by ~1.5 s in 3 s):
+    # at most two blocks and a callback waiting, plus what arrives during one slow block
+    assert max(backlog) <= 3 * engine.proc.block_dev + 2 * jack_server["period"]
