@@ -40,12 +40,20 @@ class DummyServer:
     def start(self, timeout: float = 10.0) -> DummyServer:
         if shutil.which("jackd") is None:
             raise JackError("jackd not found: install JACK (Debian/Ubuntu: apt install jackd2)")
+        # real-time scheduling keeps the dummy clock steady on a busy machine; where it is not
+        # permitted, jackd exits at once and the server runs without it
+        for mode in (["-R", "-P", "70"], ["--no-realtime"]):
+            try:
+                return self._start(mode, timeout)
+            except JackError as exc:
+                error = exc
+        raise error
+
+    def _start(self, mode: list[str], timeout: float) -> DummyServer:
         env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
+        cmd = ["jackd", *mode, "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)]
         self.process = subprocess.Popen(
-            ["jackd", "--no-realtime", "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env=env,
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -54,6 +54,7 @@ class RealtimeEngine:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._primed = threading.Event()  # the output rings hold their start-up silence
         self.sample_rate = settings.audio.sample_rate
         self.rate_note: str | None = None
         self.dropped_blocks = 0
@@ -114,11 +115,14 @@ class RealtimeEngine:
         except Exception as exc:
             self.io = None
             raise EngineError(f"cannot open the audio streams: {exc}") from exc
-        self._prime()
         self._stop.clear()
+        self._primed.clear()
         self.dropped_blocks = 0
+        # start the thread before priming, so its start-up cost does not eat the primed silence
         self._thread = threading.Thread(target=self._run, name="voicegui-audio", daemon=True)
         self._thread.start()
+        self._prime()
+        self._primed.set()
 
     def stop(self, reason: str = "") -> None:
         if self._thread is not None:
@@ -186,7 +190,6 @@ class RealtimeEngine:
         proc, io = self.proc, self.io
         assert proc is not None and io is not None
         block = proc.block_dev
-        frames = max(1, io.max_frames)
         buf = np.zeros(block, dtype=np.float32)
         fade = np.linspace(1.0, 0.0, max(1, round(STOP_FADE * self.sample_rate)), dtype=np.float32)
         self.metrics.publish(
@@ -196,6 +199,7 @@ class RealtimeEngine:
             provider=getattr(proc.voice, "provider", "CPU"),
         )
         reason = ""
+        self._primed.wait(5.0)
         # input captured while the streams were starting would sit in front of the first block
         # as extra latency: start from the newest sample
         io.capture.skip(io.capture.available())
@@ -206,6 +210,7 @@ class RealtimeEngine:
                 if io.failed or not io.active():
                     reason = "the audio device stopped or disappeared"
                     break
+                frames = max(1, io.max_frames)
                 while io.capture.available() >= block and not self._stop.is_set():
                     # more than a block and a callback waiting: the voice fell behind real
                     # time. Skip to the newest audio instead of letting the backlog grow.
