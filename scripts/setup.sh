@@ -13,10 +13,12 @@ APT_PACKAGES=(
   libportaudio2 libsndfile1            # audio I/O and files
   jackd2                               # JACK server (dummy driver for tests and the loopback bench)
   espeak-ng                            # speech for tests
-  xvfb                                 # a virtual screen for the real-window test
-  libegl1 libgl1 libfontconfig1 libdbus-1-3 libxkbcommon0 libxkbcommon-x11-0
-  libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxcb-image0 libxcb-render-util0
-  libxcb-randr0 libxcb-shape0 libxcb-xinerama0 libxcb-xkb1 libxcb-xfixes0 libxrender1
+  xvfb xauth                           # a virtual screen for the real-window test
+  # what Qt's xcb platform plugin loads
+  libxcb1 libx11-xcb1 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0
+  libxcb-render0 libxcb-render-util0 libxcb-shape0 libxcb-shm0 libxcb-sync1 libxcb-util1
+  libxcb-xfixes0 libxcb-xkb1 libxkbcommon0 libxkbcommon-x11-0 libegl1 libgl1 libfontconfig1
+  libdbus-1-3 fonts-dejavu-core
 )
 
 missing=()

@@ -137,9 +137,27 @@ class RealtimeEngine:
         self.metrics.publish(running=False, status=reason or "stopped")
 
     def update(self, settings: Settings) -> bool:
-        """Apply new settings; returns True when the streams had to restart."""
+        """Apply new settings; returns True when the streams had to restart.
+
+        Voice parameters, gains, gate, context and crossfade change between blocks. Devices,
+        sample rate, block size and safety buffer restart the streams with a fade. Another
+        voice, backend or compute device builds a new voice (seconds for a neural voice) and
+        restarts; callers that want to build it elsewhere use ``set_voice`` first.
+        """
         settings = settings.validated()
         old, self.settings = self.settings, settings
+        rebuild = (old.voice.voice, old.voice.backend, old.voice.device) != (
+            settings.voice.voice,
+            settings.voice.backend,
+            settings.voice.device,
+        )
+        if (
+            rebuild
+            and self._voice is not None
+            and getattr(self._voice, "name", "") != (settings.voice.voice)
+        ):
+            self.set_voice(create_voice(settings.voice), self._reference)
+            return self.running
         if self.proc is None or not self.running:
             return False
         if needs_restart(old, settings):

@@ -1,0 +1,7 @@
+"""python -m voicegui"""
+
+import sys
+
+from voicegui.cli import main
+
+sys.exit(main())

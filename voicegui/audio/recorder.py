@@ -1,0 +1,228 @@
+"""Record a reference clip from a microphone and play it back. No Qt: the GUI polls ``progress``.
+
+Both callbacks only copy between a preallocated buffer and PortAudio's arrays and advance a
+counter (see the callback contract in io.py). Recordings are saved as WAV files under
+``paths.data_dir()/references``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from voicegui import paths
+from voicegui.audio.backend import sounddevice
+from voicegui.audio.devices import DeviceInfo, find_device
+from voicegui.settings import DeviceRef
+
+SILENT_PEAK = 1e-4  # a recording whose peak stays below this (-80 dBFS) captured nothing useful
+
+
+class RecorderError(RuntimeError):
+    pass
+
+
+def references_dir() -> Path:
+    path = paths.data_dir() / "references"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def new_reference_path(stem: str = "reference") -> Path:
+    """A fresh, not yet existing file name in the references folder."""
+    base = time.strftime(f"{stem}-%Y%m%d-%H%M%S")
+    folder = references_dir()
+    path, n = folder / f"{base}.wav", 2
+    while path.exists():
+        path, n = folder / f"{base}-{n}.wav", n + 1
+    return path
+
+
+def _rate_for(kind: str, dev: DeviceInfo, wanted: int, channels: int) -> int:
+    sd = sounddevice()
+    check = sd.check_input_settings if kind == "input" else sd.check_output_settings
+    try:
+        check(device=dev.index, samplerate=wanted, channels=channels, dtype="float32")
+        return int(wanted)
+    except Exception:
+        return int(dev.default_samplerate)
+
+
+class Recorder:
+    """Fill a buffer of ``seconds`` from one input channel; stops taking audio when it is full."""
+
+    def __init__(
+        self, device: DeviceRef, seconds: float = 5.0, sample_rate: int = 48000, channel: int = 0
+    ) -> None:
+        if not 0.5 <= seconds <= 60.0:
+            raise RecorderError("a reference recording must be between 0.5 and 60 seconds")
+        self.device_ref = device
+        self.seconds = float(seconds)
+        self.wanted_rate = int(sample_rate)
+        self.channel = int(channel)
+        self.sample_rate = int(sample_rate)
+        self._buf = np.zeros(0, dtype=np.float32)
+        self._pos = 0
+        self._ch = 0
+        self.peak = 0.0  # running peak of what was recorded so far
+        self.xruns = 0
+        self._stream: Any = None
+
+    # ---- PortAudio thread --------------------------------------------------------------------
+    def _callback(self, indata, frames, time_info, status) -> None:
+        try:
+            if status:
+                self.xruns += 1
+            pos = self._pos
+            n = min(frames, len(self._buf) - pos)
+            if n > 0:
+                x = indata[:n, self._ch]
+                self._buf[pos : pos + n] = x
+                peak = max(float(x.max()), -float(x.min()))
+                if peak > self.peak:
+                    self.peak = peak
+                self._pos = pos + n
+        except Exception:
+            pass
+
+    # ---- control (GUI / any other thread) ----------------------------------------------------
+    def start(self) -> Recorder:
+        sd = sounddevice()
+        try:
+            dev = find_device(self.device_ref, "input")
+        except LookupError as exc:
+            raise RecorderError(str(exc)) from exc
+        self._ch = min(self.channel, max(0, dev.max_input_channels - 1))
+        self.sample_rate = _rate_for("input", dev, self.wanted_rate, self._ch + 1)
+        self._buf = np.zeros(round(self.seconds * self.sample_rate), dtype=np.float32)
+        self._pos, self.peak = 0, 0.0
+        try:
+            stream = sd.InputStream(
+                device=dev.index,
+                channels=self._ch + 1,
+                samplerate=self.sample_rate,
+                dtype="float32",
+                callback=self._callback,
+            )
+            stream.start()
+        except Exception as exc:
+            raise RecorderError(f"cannot record from {dev.name}: {exc}") from exc
+        self._stream = stream
+        return self
+
+    @property
+    def frames(self) -> int:
+        return self._pos
+
+    @property
+    def progress(self) -> float:
+        return self._pos / len(self._buf) if len(self._buf) else 0.0
+
+    @property
+    def finished(self) -> bool:
+        return len(self._buf) > 0 and self._pos >= len(self._buf)
+
+    @property
+    def recording(self) -> bool:
+        return self._stream is not None and not self.finished
+
+    def stop(self) -> np.ndarray:
+        """Close the stream; returns what was recorded (may be shorter when stopped early)."""
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.abort()
+                stream.close()
+            except Exception:
+                pass
+        return self.audio
+
+    @property
+    def audio(self) -> np.ndarray:
+        return self._buf[: self._pos].copy()
+
+    @property
+    def silent(self) -> bool:
+        return self.peak < SILENT_PEAK
+
+    def save(self, path: Path | None = None) -> Path:
+        """Write the recording as a 16-bit WAV (readable everywhere); returns the path."""
+        import soundfile as sf
+
+        audio = self.audio
+        if len(audio) == 0:
+            raise RecorderError("nothing was recorded")
+        path = Path(path) if path is not None else new_reference_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(path), audio, self.sample_rate, subtype="PCM_16")
+        return path
+
+
+class Player:
+    """Play a mono clip once on an output device (for listening to a recorded reference)."""
+
+    def __init__(self, audio: np.ndarray, sample_rate: int, device: DeviceRef) -> None:
+        self.audio = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
+        self.sample_rate = int(sample_rate)
+        self.device_ref = device
+        self._pos = 0
+        self._stream: Any = None
+
+    def _callback(self, outdata, frames, time_info, status) -> None:
+        try:
+            pos = self._pos
+            n = max(0, min(frames, len(self.audio) - pos))
+            for ch in range(outdata.shape[1]):
+                outdata[:n, ch] = self.audio[pos : pos + n]
+            outdata[n:] = 0.0
+            self._pos = pos + n
+        except Exception:
+            outdata.fill(0)
+
+    def start(self) -> Player:
+        sd = sounddevice()
+        try:
+            dev = find_device(self.device_ref, "output")
+        except LookupError as exc:
+            raise RecorderError(str(exc)) from exc
+        channels = min(2, dev.max_output_channels)
+        rate = _rate_for("output", dev, self.sample_rate, channels)
+        if rate != self.sample_rate:
+            import soxr
+
+            self.audio = soxr.resample(self.audio, self.sample_rate, rate).astype(np.float32)
+            self.sample_rate = rate
+        self._pos = 0
+        try:
+            stream = sd.OutputStream(
+                device=dev.index,
+                channels=channels,
+                samplerate=rate,
+                dtype="float32",
+                callback=self._callback,
+            )
+            stream.start()
+        except Exception as exc:
+            raise RecorderError(f"cannot play on {dev.name}: {exc}") from exc
+        self._stream = stream
+        return self
+
+    @property
+    def progress(self) -> float:
+        return self._pos / len(self.audio) if len(self.audio) else 1.0
+
+    @property
+    def finished(self) -> bool:
+        return self._pos >= len(self.audio)
+
+    def stop(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.abort()
+                stream.close()
+            except Exception:
+                pass

@@ -1,0 +1,449 @@
+"""The main window: layout and wiring only; the panels and the controller do the work.
+
+Docks (devices, voice, presets, controls) around the live graph, a transport bar (start/stop,
+bypass) and a banner area for non-modal messages. Window geometry and dock layout are saved in
+AppState together with the current settings and the last preset.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, QUrl
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QKeySequence
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QApplication,
+    QComboBox,
+    QDockWidget,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QStyle,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
+
+from voicegui import __version__, paths
+from voicegui.audio.backend import reinitialize
+from voicegui.engine.offline import AudioFileError
+from voicegui.presets import AppState, PresetStore
+from voicegui.settings import Settings
+from voicegui.ui.banner import BannerArea
+from voicegui.ui.controller import Controller
+from voicegui.ui.controls import ControlsPanel
+from voicegui.ui.device_panel import DevicePanel
+from voicegui.ui.graph import GraphPanel
+from voicegui.ui.icon import app_icon
+from voicegui.ui.presets_panel import PresetsPanel
+from voicegui.ui.readouts import Readouts
+from voicegui.ui.voice_panel import VoicePanel
+
+log = logging.getLogger(__name__)
+
+START_KEY = "Space"
+BYPASS_KEY = "B"
+MIN_SIZE = (1100, 700)
+
+
+class DockScroll(QScrollArea):
+    """Scrolls vertically only; never narrower than its panel plus a vertical scroll bar, so a
+    short window gets a vertical scroll bar instead of clipped or sideways-scrolling controls."""
+
+    def __init__(self, widget: QWidget) -> None:
+        super().__init__()
+        self.setWidget(widget)
+        self.setWidgetResizable(True)
+        self.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 (Qt naming)
+        hint = super().minimumSizeHint()
+        width = (
+            self.widget().minimumSizeHint().width()
+            + self.verticalScrollBar().sizeHint().width()
+            + 2 * self.frameWidth()
+        )
+        return QSize(width, hint.height())
+
+
+class MainWindow(QMainWindow):
+    def __init__(
+        self,
+        controller: Controller,
+        store: PresetStore | None = None,
+        state: AppState | None = None,
+    ) -> None:
+        super().__init__()
+        self.controller = controller
+        self.store = store or PresetStore()
+        self.state = state or AppState()
+        self.setWindowTitle(f"voicegui {__version__} — real-time voice changer")
+        self.setWindowIcon(app_icon())
+        self.setMinimumSize(*MIN_SIZE)
+        self.setAcceptDrops(True)
+        self.setDockOptions(
+            QMainWindow.DockOption.AnimatedDocks
+            | QMainWindow.DockOption.AllowNestedDocks
+            | QMainWindow.DockOption.AllowTabbedDocks
+        )
+
+        # ---- panels --------------------------------------------------------------------------
+        self.devices = DevicePanel()
+        self.voice = VoicePanel()
+        self.controls = ControlsPanel()
+        self.presets = PresetsPanel(self.store, lambda: self.controller.settings)
+        self.graph = GraphPanel()
+        self.readouts = Readouts()
+        self.banners = BannerArea()
+
+        # ---- transport bar -------------------------------------------------------------------
+        self.start_button = QPushButton("Start")
+        self.start_button.setCheckable(True)
+        self.start_button.setAccessibleName("Start or stop the voice changer")
+        self.start_button.setToolTip(f"Start or stop the voice changer ({START_KEY})")
+        self.start_button.setMinimumWidth(110)
+        self.bypass_button = QPushButton("Bypass")
+        self.bypass_button.setCheckable(True)
+        self.bypass_button.setAccessibleName("Bypass: hear your dry voice")
+        self.bypass_button.setToolTip(
+            f"Bypass: hear your own voice dry, delay-aligned, without stopping ({BYPASS_KEY})"
+        )
+        self.state_label = QLabel()
+        self.state_label.setAccessibleName("Engine state")
+        bar = QToolBar("Transport")
+        bar.setObjectName("transport")
+        bar.setMovable(False)
+        bar.addWidget(self.start_button)
+        bar.addWidget(self.bypass_button)
+        spacer = QWidget()
+        spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        bar.addWidget(spacer)
+        bar.addWidget(self.state_label)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, bar)
+
+        # ---- central: banners + graph + readouts ---------------------------------------------
+        central = QWidget()
+        v = QVBoxLayout(central)
+        v.setContentsMargins(4, 4, 4, 4)
+        v.addWidget(self.banners)
+        v.addWidget(self.graph, 1)
+        v.addWidget(self.readouts)
+        self.setCentralWidget(central)
+
+        # ---- docks ---------------------------------------------------------------------------
+        self.docks: dict[str, QDockWidget] = {}
+        for key, title, widget, area in (
+            ("devices", "Devices", self.devices, Qt.DockWidgetArea.LeftDockWidgetArea),
+            ("voice", "Voice", self.voice, Qt.DockWidgetArea.LeftDockWidgetArea),
+            ("presets", "Presets", self.presets, Qt.DockWidgetArea.LeftDockWidgetArea),
+            ("controls", "Controls", self.controls, Qt.DockWidgetArea.RightDockWidgetArea),
+        ):
+            dock = QDockWidget(title, self)
+            dock.setObjectName(f"dock-{key}")
+            dock.setFeatures(
+                QDockWidget.DockWidgetFeature.DockWidgetMovable
+                | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+            )
+            dock.setWidget(DockScroll(widget))
+            if not widget.accessibleName():
+                widget.setAccessibleName(f"{title} panel")
+            self.addDockWidget(area, dock)
+            self.docks[key] = dock
+        self.resizeDocks(
+            [self.docks["devices"], self.docks["controls"]], [360, 400], Qt.Orientation.Horizontal
+        )
+
+        self._build_actions()
+        self.setStatusBar(self.statusBar())
+        self._shown: Settings | None = None
+        self._save_timer = QTimer(self)
+        self._save_timer.setSingleShot(True)
+        self._save_timer.setInterval(1000)
+        self._save_timer.timeout.connect(self.save_state)
+        self._wire()
+        self._show_settings(controller.settings)
+        self._on_running(controller.running)
+        if controller.settings.voice.reference and controller.reference is not None:
+            data, sr = controller.reference
+            self.voice.show_reference(
+                f"{Path(controller.settings.voice.reference).name}: {len(data) / sr:.1f} s, {sr} Hz"
+            )
+
+    # ---- actions and shortcuts ---------------------------------------------------------------
+    def _build_actions(self) -> None:
+        self.start_action = QAction("&Start / Stop", self)
+        self.start_action.setShortcut(QKeySequence(START_KEY))
+        self.start_action.triggered.connect(self._on_space)
+        self.bypass_action = QAction("&Bypass", self)
+        self.bypass_action.setShortcut(QKeySequence(BYPASS_KEY))
+        self.bypass_action.triggered.connect(self.controller.toggle_bypass)
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        save_action = QAction("&Save preset as…", self)
+        save_action.setShortcut(QKeySequence.StandardKey.Save)
+        save_action.triggered.connect(self.presets._ask_save_as)
+        import_action = QAction("&Import preset…", self)
+        import_action.triggered.connect(self.presets._ask_import)
+        ref_action = QAction("Choose &reference clip…", self)
+        ref_action.setShortcut(QKeySequence.StandardKey.Open)
+        ref_action.triggered.connect(self.voice._browse)
+        for a in (self.start_action, self.bypass_action):
+            self.addAction(a)  # window-wide shortcuts, also without the menu bar
+
+        menu = self.menuBar().addMenu("&File")
+        for a in (ref_action, save_action, import_action):
+            menu.addAction(a)
+        menu.addSeparator()
+        menu.addAction(quit_action)
+        audio = self.menuBar().addMenu("&Audio")
+        audio.addAction(self.start_action)
+        audio.addAction(self.bypass_action)
+        view = self.menuBar().addMenu("&View")
+        for dock in self.docks.values():
+            view.addAction(dock.toggleViewAction())
+        help_menu = self.menuBar().addMenu("&Help")
+        logs = QAction("Open the &log folder", self)
+        logs.triggered.connect(
+            lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(paths.log_dir())))
+        )
+        about = QAction("&About voicegui", self)
+        about.triggered.connect(self._about)
+        help_menu.addAction(logs)
+        help_menu.addAction(about)
+
+    def _on_space(self) -> None:
+        # Space is also how a keyboard user presses a focused button or opens a combo box:
+        # keep that working and only toggle the engine from anywhere else
+        focus = QApplication.focusWidget()
+        if isinstance(focus, QAbstractButton) and focus is not self.start_button:
+            focus.animateClick()
+            return
+        if isinstance(focus, QComboBox):
+            focus.showPopup()
+            return
+        self.controller.toggle()
+
+    def _on_start_clicked(self) -> None:
+        self.controller.toggle()
+        self._on_running(self.controller.running)  # a failed start must not leave it pressed
+
+    def _about(self) -> None:
+        QMessageBox.about(
+            self,
+            "About voicegui",
+            f"<b>voicegui {__version__}</b><br>Real-time voice changer.<br>"
+            f"Settings: {paths.config_dir()}<br>Logs: {paths.log_dir()}",
+        )
+
+    # ---- wiring ------------------------------------------------------------------------------
+    def _wire(self) -> None:
+        c = self.controller
+        self.start_button.clicked.connect(self._on_start_clicked)
+        self.bypass_button.toggled.connect(c.set_bypass)
+        self.controls.changed.connect(lambda part, name, value: c.change(**{part: {name: value}}))
+        self.devices.changed.connect(lambda d: c.change(audio=d))
+        self.devices.refreshRequested.connect(self.refresh_devices)
+        self.voice.changed.connect(lambda d: c.change(voice=d))
+        self.voice.referenceChosen.connect(self.use_reference)
+        self.voice.referenceCleared.connect(self._clear_reference)
+        self.voice.recordRequested.connect(self.record_reference)
+        self.presets.loadRequested.connect(c.load_preset)
+        self.presets.notice.connect(self.show_notice)
+        self.presets.currentChanged.connect(lambda _: self._save_timer.start())
+        c.settingsChanged.connect(self._show_settings)
+        c.settingsChanged.connect(lambda _: self._save_timer.start())
+        c.metricsUpdated.connect(self._on_metrics)
+        c.levelsUpdated.connect(self.devices.set_level)
+        c.meterStatus.connect(self.devices.show_meter_status)
+        c.runningChanged.connect(self._on_running)
+        c.statusMessage.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        c.notice.connect(self.show_notice)
+        c.engineLost.connect(self._on_lost)
+        c.referenceChanged.connect(self._on_reference_changed)
+
+    def show_notice(self, kind: str, text: str, key: str = "") -> None:
+        self.banners.show_message(kind, text, key or None)
+
+    # ---- controller -> widgets ---------------------------------------------------------------
+    def _show_settings(self, s: Settings) -> None:
+        old, self._shown = self._shown, s
+        if old is None or old.audio != s.audio:
+            self.devices.set_audio(s.audio)
+        if old is None or old.voice != s.voice:
+            self.voice.set_settings(s)
+        if old is None or old.engine != s.engine or old.voice != s.voice:
+            self.controls.set_settings(s)
+        self.bypass_button.blockSignals(True)
+        self.bypass_button.setChecked(s.engine.bypass)
+        self.bypass_button.blockSignals(False)
+        self._update_state_label()
+
+    def _on_metrics(self, snap) -> None:
+        self.graph.update_metrics(self.controller.metrics, snap)
+        self.readouts.show_snapshot(snap)
+
+    def _on_running(self, running: bool) -> None:
+        self.start_button.blockSignals(True)
+        self.start_button.setChecked(running)
+        self.start_button.blockSignals(False)
+        self.start_button.setText("Stop" if running else "Start")
+        icon = QStyle.StandardPixmap.SP_MediaStop if running else QStyle.StandardPixmap.SP_MediaPlay
+        self.start_button.setIcon(self.style().standardIcon(icon))
+        self.devices.set_running(running)
+        self.voice.set_running(running)
+        if running:
+            self.banners.dismiss("engine")
+            self.graph.clear()
+        else:
+            self.readouts.show_stopped("stopped")
+        self._update_state_label()
+
+    def _update_state_label(self) -> None:
+        c = self.controller
+        if c.running and c.engine is not None:
+            text = f"Running · {c.engine.sample_rate} Hz"
+            if c.settings.engine.bypass:
+                text += " · BYPASS (dry)"
+        else:
+            text = "Stopped"
+        self.state_label.setText(text)
+
+    def _on_lost(self, reason: str) -> None:
+        self.readouts.show_stopped(reason)
+        self.banners.show_message(
+            "error",
+            f"Audio stopped: {reason}",
+            "engine",
+            action_text="Restart",
+            action=self.controller.start,
+        )
+
+    def _on_reference_changed(self, path: str, description: str) -> None:
+        if description:
+            self.voice.show_reference(description)
+        elif not path:
+            self.voice.show_reference("")
+
+    # ---- reference clip ----------------------------------------------------------------------
+    def use_reference(self, path: str | Path) -> bool:
+        """Validate and use an audio file as the reference; errors go to the panel and a banner."""
+        try:
+            description = self.controller.set_reference(path)
+        except AudioFileError as exc:
+            self.voice.show_reference(str(exc), error=True)
+            self.banners.show_message("error", f"Reference clip not used: {exc}", "reference")
+            return False
+        self.voice.show_reference(description)
+        self.banners.dismiss("reference")
+        self.statusBar().showMessage(f"Reference clip: {description}", 8000)
+        return True
+
+    def _clear_reference(self) -> None:
+        self.controller.change(voice={"reference": ""})
+        self.voice.show_reference("")
+
+    def record_reference(self) -> None:
+        from voicegui.ui.record_dialog import RecordDialog
+
+        if self.controller.running:
+            self.show_notice("info", "Stop the voice changer to record a reference.", "record")
+            return
+        self.controller.pause_meter(True)
+        dialog = RecordDialog(self.controller.settings.audio, parent=self)
+        dialog.recorded.connect(self.use_reference)
+        dialog.finished.connect(lambda _: self.controller.pause_meter(False))
+        dialog.finished.connect(dialog.deleteLater)
+        dialog.open()
+        self.record_dialog = dialog
+
+    # ---- devices -----------------------------------------------------------------------------
+    def refresh_devices(self) -> None:
+        if self.controller.running:
+            return
+        self.controller.close_meter()
+        try:
+            reinitialize()
+        except Exception as exc:
+            log.exception("rescanning devices failed")
+            self.show_notice("error", f"Rescanning devices failed: {exc}", "devices")
+        self.devices.rescan()
+        self.controller.open_meter()
+        self.statusBar().showMessage("Device list refreshed", 5000)
+
+    # ---- drag and drop -----------------------------------------------------------------------
+    @staticmethod
+    def _dropped_file(mime) -> Path | None:
+        if mime is None or not mime.hasUrls():
+            return None
+        for url in mime.urls():
+            if url.isLocalFile():
+                return Path(url.toLocalFile())
+        return None
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        if self._dropped_file(event.mimeData()) is not None:
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dragMoveEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        self.dragEnterEvent(event)
+
+    def dropEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        path = self._dropped_file(event.mimeData())
+        if path is None:
+            event.ignore()
+            return
+        event.acceptProposedAction()
+        if path.suffix.lower() == ".json":
+            self.presets.import_file(path)  # a dropped preset is imported, not read as audio
+        else:
+            self.use_reference(path)
+
+    # ---- state -------------------------------------------------------------------------------
+    def restore_state(self, data: dict) -> None:
+        """Window geometry, dock layout and the last preset selection from AppState data."""
+        geometry = data.get("geometry")
+        restored = False
+        if isinstance(geometry, str):
+            restored = self.restoreGeometry(QByteArray.fromBase64(geometry.encode("ascii")))
+        if not restored:
+            screen = self.screen().availableGeometry() if self.screen() else None
+            w, h = 1440, 900
+            if screen is not None:
+                w, h = min(w, int(screen.width() * 0.92)), min(h, int(screen.height() * 0.92))
+            self.resize(max(w, MIN_SIZE[0]), max(h, MIN_SIZE[1]))
+        window_state = data.get("window_state")
+        if isinstance(window_state, str):
+            self.restoreState(QByteArray.fromBase64(window_state.encode("ascii")))
+        last = data.get("last_preset")
+        if isinstance(last, str) and last:
+            self.presets.current = last
+            self.presets.select(last)
+
+    def state_data(self) -> dict:
+        return {
+            "settings": self.controller.settings.to_dict(),
+            "last_preset": self.presets.current,
+            "geometry": bytes(self.saveGeometry().toBase64()).decode("ascii"),
+            "window_state": bytes(self.saveState().toBase64()).decode("ascii"),
+        }
+
+    def save_state(self) -> None:
+        try:
+            self.state.update(**self.state_data())
+        except OSError as exc:
+            log.warning("could not save the app state: %s", exc)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt naming)
+        self._save_timer.stop()
+        self.save_state()
+        self.controller.shutdown()
+        super().closeEvent(event)
