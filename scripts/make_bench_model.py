@@ -4,8 +4,8 @@ The DiT, HiFT and CAMPPlus files come from the parity kit's make_checkpoints.py 
 layout and shapes); the content encoder is XLS-R 300m's architecture cut to 12 layers, randomly
 initialised here. Nothing is downloaded. Then:
 
-    VOICEGUI_HOME=/tmp/vg voicegui models import seedvc OUT
-    VOICEGUI_HOME=/tmp/vg voicegui bench --voice seedvc --block-time 0.18 ...
+    VOICEGUI_HOME=BENCH_HOME voicegui models import seedvc OUT
+    VOICEGUI_HOME=BENCH_HOME voicegui bench --preset "Seed-VC (upstream settings)"
 """
 
 from __future__ import annotations
