@@ -176,7 +176,7 @@ def test_streaming_voice_through_the_engine(streaming_voice, kit_inputs):
 
 
 def test_steps_and_cfg_changed_live_take_effect_on_the_next_block(streaming_voice, kit_inputs):
-    x = np.tile(kit_inputs["stream_in_22k"], 2)[: 22050 * 6 // 10]
+    x = np.tile(kit_inputs["stream_in_22k"], 2)[: 22050 * 4 // 10]  # 4 blocks
     base = with_changes(
         Settings(),
         engine=STREAM,
@@ -196,7 +196,7 @@ def test_steps_and_cfg_changed_live_take_effect_on_the_next_block(streaming_voic
 
     ref = run(None, {})
     for change in ({"diffusion_steps": 3}, {"cfg_rate": 0.0}):
-        got = run(3, change)
-        np.testing.assert_array_equal(got[:3], ref[:3])  # same seed, same input: identical
-        assert np.abs(got[3] - ref[3]).max() > 1e-6  # the very next block differs
+        got = run(2, change)
+        np.testing.assert_array_equal(got[:2], ref[:2])  # same seed, same input: identical
+        assert np.abs(got[2] - ref[2]).max() > 1e-6  # the very next block differs
     assert streaming_voice.cfg == 0.0 and streaming_voice.steps == 2
