@@ -37,3 +37,15 @@ def reinitialize() -> None:
 
 class AudioBackendError(RuntimeError):
     pass
+
+
+def close_stream(stream) -> None:
+    """Abort and close a PortAudio stream; a stream whose device vanished may refuse both."""
+    if stream is None:
+        return
+    try:
+        if stream.active:
+            stream.abort()
+        stream.close()
+    except Exception:
+        pass

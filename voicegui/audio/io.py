@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from voicegui.audio.backend import sounddevice
+from voicegui.audio.backend import close_stream, sounddevice
 from voicegui.audio.devices import DeviceInfo, extra_settings
 from voicegui.audio.ringbuffer import RingBuffer
 from voicegui.settings import AudioSettings
@@ -298,12 +298,7 @@ class AudioIO:
 
     def close(self) -> None:
         for s in self.streams:
-            try:
-                if s.active:
-                    s.abort()
-                s.close()
-            except Exception:  # closing a stream whose device vanished may fail: nothing to do
-                pass
+            close_stream(s)
         self.streams = []
 
     def active(self) -> bool:

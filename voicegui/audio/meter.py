@@ -12,7 +12,7 @@ import math
 import time
 from typing import Any
 
-from voicegui.audio.backend import sounddevice
+from voicegui.audio.backend import close_stream, sounddevice
 from voicegui.audio.devices import DeviceInfo, find_device
 from voicegui.settings import DeviceRef
 
@@ -99,12 +99,7 @@ class InputMeter:
 
     def close(self) -> None:
         stream, self._stream = self._stream, None
-        if stream is not None:
-            try:
-                stream.abort()
-                stream.close()
-            except Exception:
-                pass
+        close_stream(stream)
         self.rms_db = self.peak_db = SILENCE_DB
 
     @property

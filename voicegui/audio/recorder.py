@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from voicegui import paths
-from voicegui.audio.backend import sounddevice
+from voicegui.audio.backend import close_stream, sounddevice
 from voicegui.audio.devices import DeviceInfo, find_device
 from voicegui.settings import DeviceRef
 
@@ -132,12 +132,7 @@ class Recorder:
     def stop(self) -> np.ndarray:
         """Close the stream; returns what was recorded (may be shorter when stopped early)."""
         stream, self._stream = self._stream, None
-        if stream is not None:
-            try:
-                stream.abort()
-                stream.close()
-            except Exception:
-                pass
+        close_stream(stream)
         return self.audio
 
     @property
@@ -220,9 +215,4 @@ class Player:
 
     def stop(self) -> None:
         stream, self._stream = self._stream, None
-        if stream is not None:
-            try:
-                stream.abort()
-                stream.close()
-            except Exception:
-                pass
+        close_stream(stream)
