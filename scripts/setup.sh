@@ -19,6 +19,7 @@ APT_PACKAGES=(
   libxcb-render0 libxcb-render-util0 libxcb-shape0 libxcb-shm0 libxcb-sync1 libxcb-util1
   libxcb-xfixes0 libxcb-xkb1 libxkbcommon0 libxkbcommon-x11-0 libegl1 libgl1 libfontconfig1
   libdbus-1-3 fonts-dejavu-core
+  binutils                             # strip, for smaller bundles (packaging/)
 )
 
 missing=()

@@ -166,7 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_app(smoke_seconds=args.smoke)
     try:
         return int(args.func(args) or 0)
-    except (SettingsError, ValueError, LookupError, RuntimeError, OSError) as exc:
+    except (SettingsError, ValueError, LookupError, RuntimeError, OSError, ImportError) as exc:
         print(f"voicegui {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

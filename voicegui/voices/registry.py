@@ -63,6 +63,10 @@ def voice_available(name: str) -> tuple[bool, str]:
         return False, f"unknown voice '{name}'"
     if name != "seedvc":
         return True, ""
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return False, "Seed-VC needs PyTorch, which this installation (the lite bundle) lacks"
     try:
         from voicegui.modelhub import seedvc_installed
     except ImportError as exc:
