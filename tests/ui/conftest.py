@@ -82,3 +82,57 @@ def start(window, qtbot) -> None:
         window.start_button.click()
     assert c.running, window.banners.texts()
     qtbot.waitUntil(lambda: c.engine.snapshot().blocks > 5, timeout=5000)
+
+
+# ---- Seed-VC weights for the neural-voice tests ------------------------------------------------
+# the parity kit's random-weight checkpoints (tests/seedvc/conftest.py builds and caches them)
+from tests.seedvc import conftest as _seedvc  # noqa: E402
+
+seedvc_kit = _seedvc.seedvc_kit
+kit_checkpoints = _seedvc.kit_checkpoints
+
+SEEDVC_FILES = (
+    "DiT_uvit_tat_xlsr_ema.pth",
+    "hift.pt",
+    "campplus_cn_common.bin",
+    "config.json",
+    "pytorch_model.bin",
+)
+
+
+@pytest.fixture(scope="session")
+def seedvc_folder(request, tmp_path_factory) -> Path:
+    """What a user copies from another machine: Seed-VC's files under their published names,
+    the kit's checkpoints plus a tiny random XLS-R with the real model's 1024-d output."""
+    import shutil
+
+    import torch
+    from transformers import Wav2Vec2Config, Wav2Vec2ForPreTraining
+
+    from tests.seedvc.test_realtime_block import DIT, TINY_XLSR
+
+    kit = request.getfixturevalue("kit_checkpoints")
+    folder = tmp_path_factory.mktemp("offline") / "Seed-VC téléchargé"
+    (folder / "xlsr").mkdir(parents=True)
+    shutil.copyfile(kit / DIT, folder / "DiT_uvit_tat_xlsr_ema.pth")
+    shutil.copyfile(kit / "hift.pt", folder / "hift.pt")
+    shutil.copyfile(kit / "campplus_cn_common.bin", folder / "campplus_cn_common.bin")
+    (folder / "xlsr" / "config.json").write_text(json.dumps(TINY_XLSR), encoding="utf-8")
+    torch.manual_seed(0)
+    torch.save(
+        Wav2Vec2ForPreTraining(Wav2Vec2Config(**TINY_XLSR)).state_dict(),
+        folder / "xlsr" / "pytorch_model.bin",
+    )
+    return folder
+
+
+def import_seedvc(window, qtbot, folder: Path, timeout: float = 120.0) -> list[tuple]:
+    """Import the weights through the window, as the voice panel's button does; returns the
+    progress reports seen (label, done, total)."""
+    seen: list[tuple] = []
+    window.models.progress.connect(lambda *a: seen.append(a))
+    with qtbot.waitSignal(window.models.finished, timeout=int(timeout * 1000)) as blocker:
+        assert window.import_model(folder)
+    name, outcome, text = blocker.args
+    assert (name, outcome) == ("seedvc", "ok"), text
+    return seen

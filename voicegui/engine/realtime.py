@@ -47,6 +47,8 @@ class RealtimeEngine:
         self.metrics = Metrics()
         self._voice = voice
         self._reference = reference
+        # what the current voice was built for; None: handed in, taken to match the settings
+        self._voice_key = None if voice is not None else _voice_identity(self.settings)
         self.on_event = on_event or (lambda kind, message: None)
         self.proc: BlockProcessor | None = None
         self.io: AudioIO | None = None
@@ -93,6 +95,7 @@ class RealtimeEngine:
 
         if self._voice is None:
             self._voice = create_voice(s.voice)
+            self._voice_key = _voice_identity(s)
         if self._reference is not None:
             self._voice.prepare(*self._reference)
         self.proc = BlockProcessor(self._voice, s, rate, self.metrics)
@@ -146,17 +149,12 @@ class RealtimeEngine:
         """
         settings = settings.validated()
         old, self.settings = self.settings, settings
-        rebuild = (old.voice.voice, old.voice.backend, old.voice.device) != (
-            settings.voice.voice,
-            settings.voice.backend,
-            settings.voice.device,
-        )
-        if (
-            rebuild
-            and self._voice is not None
-            and getattr(self._voice, "name", "") != (settings.voice.voice)
-        ):
+        wanted = _voice_identity(settings)
+        if self._voice_key is None:
+            self._voice_key = wanted  # a voice handed in by set_voice: it is what was asked for
+        elif self._voice is not None and wanted != self._voice_key:
             self.set_voice(create_voice(settings.voice), self._reference)
+            self._voice_key = wanted
             return self.running
         if self.proc is None or not self.running:
             return False
@@ -168,13 +166,17 @@ class RealtimeEngine:
         return False
 
     def set_voice(self, voice: Voice, reference: tuple[np.ndarray, int] | None = None) -> None:
-        """Swap the voice (restarts the streams, with a fade)."""
+        """Swap the voice (restarts the streams, with a fade).
+
+        The next ``update`` takes the voice, backend and device it names as what this voice is.
+        """
         was_running = self.running
         if was_running:
             self.stop("changing voice")
         if self._voice is not None and self._voice is not voice:
             self._voice.close()
         self._voice, self._reference = voice, reference
+        self._voice_key = None
         if was_running:
             self.start()
 
@@ -283,3 +285,9 @@ class RealtimeEngine:
             dropped_blocks=self.dropped_blocks,
             drift_corrections=sum(s.corrections for s in self.sinks),
         )
+
+
+def _voice_identity(settings: Settings) -> tuple[str, str, str]:
+    """What a voice object is built for: changing any of these needs a new voice."""
+    v = settings.voice
+    return (v.voice, v.backend, v.device)

@@ -5,6 +5,14 @@ Widgets ask for changes; the controller builds a new Settings and hands it to th
 QTimer reads the engine's metrics snapshot (never blocking on the audio thread) and emits it as a
 signal for the graph and readouts. Engine events arrive from the audio thread and are marshalled to
 the GUI thread through a queued signal.
+
+Heavy voices (neural, or needing a reference) are built and prepared in a worker ``Task``, never
+on the GUI thread: the running voice keeps playing meanwhile, and the new one is swapped in with
+``RealtimeEngine.set_voice(voice, None)`` once ready (already prepared, so the engine's restart
+does no reference work). The controller holds the voice: the engine's while it runs, and a loaded
+neural voice stays held after Stop so that the next Start is immediate. Only the newest request
+counts: results of superseded loads are dropped. A failed load reverts the settings to the voice
+that still runs and says why in a banner.
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -26,18 +34,89 @@ from voicegui.engine.metrics import Metrics, MetricsSnapshot
 from voicegui.engine.offline import AudioFileError, read_audio, to_mono
 from voicegui.engine.realtime import RealtimeEngine
 from voicegui.presets import Preset
-from voicegui.settings import AudioSettings, DeviceRef, Settings, SettingsError, with_changes
+from voicegui.settings import (
+    AudioSettings,
+    DeviceRef,
+    Settings,
+    SettingsError,
+    VoiceSettings,
+    with_changes,
+)
+from voicegui.ui.workers import Task
+from voicegui.voices.base import Voice, VoiceError
 from voicegui.voices.registry import VOICES, create_voice, voice_available
 
 log = logging.getLogger(__name__)
 
 POLL_HZ = 30
 RESTARTED = "restarted the audio streams"
+WAIT_KEY = "voice-wait"  # banner key: the chosen voice waits for something (reference, weights)
 
 
 def _voice_key(s: Settings) -> tuple[str, str, str]:
     """What identifies a voice object: changing any of these needs a new voice."""
     return s.voice.voice, s.voice.backend, s.voice.device
+
+
+def heavy(name: str) -> bool:
+    """Voices whose building or reference work takes seconds: done in a worker."""
+    info = VOICES.get(name)
+    return info is not None and (info.neural or info.needs_reference)
+
+
+def voice_label(name: str) -> str:
+    info = VOICES.get(name)
+    return info.label.split(" (")[0] if info is not None else name
+
+
+@dataclass
+class HeldVoice:
+    """A voice object and what it was built and prepared for."""
+
+    key: tuple[str, str, str]  # (voice, backend, device)
+    ref: int  # serial of the reference clip it is prepared with (0: none needed)
+    voice: Voice
+    reference: tuple[np.ndarray, int] | None = None
+    ref_path: str = ""
+
+
+@dataclass(eq=False)
+class VoiceRequest:
+    """A voice to build (or, with ``reuse``, only to prepare) in a worker."""
+
+    settings: VoiceSettings
+    ref: int
+    reference: tuple[np.ndarray, int] | None
+    reuse: Voice | None = None
+    launched: bool = False
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        v = self.settings
+        return v.voice, v.backend, v.device
+
+
+def build_voice(req: VoiceRequest) -> Voice:
+    """Worker thread: build the voice (or reuse one) and prepare it with the reference."""
+    info = VOICES.get(req.settings.voice)
+    voice = req.reuse
+    if voice is None:
+        # the reference is handed over in memory below, not read again from the file
+        voice = create_voice(replace(req.settings, reference=""))
+    try:
+        if req.reference is not None:
+            voice.prepare(*req.reference)
+        elif info is not None and info.needs_reference:
+            raise VoiceError(f"{info.label} needs a reference clip")
+    except BaseException:
+        if req.reuse is None:
+            voice.close()
+        raise
+    if info is not None and info.neural:
+        from voicegui.ui.compute import probe_devices
+
+        probe_devices()  # torch is loaded by now: which devices exist costs nothing more
+    return voice
 
 
 @contextmanager
@@ -73,6 +152,8 @@ class Controller(QObject):
     notice = Signal(str, str, str)  # kind ('error', 'warning', 'info'), text, key
     engineLost = Signal(str)  # reason the engine stopped by itself (device lost, engine bug)
     referenceChanged = Signal(str, str)  # path, description ('' when cleared)
+    voiceLoading = Signal(str)  # what loads in the background ("Loading Seed-VC…"); '' when done
+    voiceReady = Signal(str, str)  # voice name, provider ("CPU (torch, fp32)") after a load
     _engineEvent = Signal(str, str)  # from the audio thread; connected queued
 
     def __init__(self, settings: Settings | None = None, parent: QObject | None = None) -> None:
@@ -83,6 +164,11 @@ class Controller(QObject):
         self._meter_paused = False
         self._meter_stale = False
         self._reference: tuple[np.ndarray, int] | None = None
+        self._ref_serial = 0  # bumped whenever _reference changes
+        self._held: HeldVoice | None = None
+        self._wanted: VoiceRequest | None = None  # the newest voice request not yet answered
+        self._load_task: Task | None = None
+        self._start_wanted = False  # Start was pressed and waits for the voice
         self._last_metrics: Metrics | None = None
         self._voice_errors = 0
         self._deferred_notice: tuple[str, str] | None = None
@@ -95,6 +181,7 @@ class Controller(QObject):
         if self._settings.voice.reference:
             try:
                 self._reference = load_reference(self._settings.voice.reference)
+                self._ref_serial += 1
             except AudioFileError as exc:
                 self._settings = with_changes(self._settings, voice={"reference": ""})
                 self._deferred_notice = (
@@ -125,6 +212,24 @@ class Controller(QObject):
         info = VOICES.get(s.voice.voice)
         return self._reference if info is not None and info.needs_reference else None
 
+    def _wanted_ref(self, s: Settings) -> int:
+        return self._ref_serial if self._engine_reference(s) is not None else 0
+
+    @property
+    def loading(self) -> bool:
+        """A voice is being built or prepared in the background."""
+        return self._wanted is not None
+
+    @property
+    def start_pending(self) -> bool:
+        """Start was pressed and the engine starts once the voice is loaded."""
+        return self._start_wanted
+
+    @property
+    def voice(self) -> Voice | None:
+        """The voice the engine runs, or the loaded one kept for the next start."""
+        return self._held.voice if self._held is not None else None
+
     # ---- changes -----------------------------------------------------------------------------
     def change(self, **parts: dict) -> bool:
         """``change(engine={'bypass': True})``: apply one edit; False when it was refused."""
@@ -137,7 +242,11 @@ class Controller(QObject):
         return True
 
     def apply(self, new: Settings) -> bool:
-        """Make ``new`` current (live where possible). Returns True when the streams restarted."""
+        """Make ``new`` current (live where possible). Returns True when the streams restarted.
+
+        Another heavy voice, backend, device or reference is loaded in the background: the
+        current voice keeps running until it is ready (``voiceLoading`` says so meanwhile).
+        """
         new = new.validated()
         old = self._settings
         if new == old:
@@ -147,6 +256,7 @@ class Controller(QObject):
                 self._reference = (
                     load_reference(new.voice.reference) if new.voice.reference else None
                 )
+                self._ref_serial += 1
             except AudioFileError as exc:
                 self.notice.emit("error", f"Reference clip not used: {exc}", "reference")
                 new = replace(new, voice=replace(new.voice, reference=old.voice.reference))
@@ -156,18 +266,9 @@ class Controller(QObject):
         if eng is not None:
             t0 = time.perf_counter()
             try:
-                restarted = eng.update(new)
-                voice_swap = _voice_key(old) != _voice_key(new)
-                ref_swap = (
-                    new.voice.reference != old.voice.reference
-                    and self._engine_reference(new) is not None
-                )
-                if voice_swap or ref_swap:
-                    with busy():
-                        voice = create_voice(new.voice) if voice_swap else eng.voice
-                        eng.set_voice(voice, self._engine_reference(new))
-                    restarted = True
-                    self._voice_errors = 0
+                # the engine keeps its current voice until a new one is ready (see _sync_voice)
+                restarted = eng.update(self._for_engine(new, eng))
+                restarted = self._sync_voice() or restarted
             except Exception as exc:
                 log.exception("applying settings failed")
                 self._engine_failed(f"Could not apply the change: {exc}")
@@ -178,17 +279,231 @@ class Controller(QObject):
                     self.statusMessage.emit(RESTARTED)
                 if eng.rate_note and restarted:
                     self.notice.emit("warning", eng.rate_note, "rate")
-        elif self._meter_inputs(old) != self._meter_inputs(new):
-            self.open_meter()
+        else:
+            if self._meter_inputs(old) != self._meter_inputs(new):
+                self.open_meter()
+            self._sync_voice()
         if new.voice.reference != old.voice.reference:
-            ref = self._reference
-            path = Path(new.voice.reference) if new.voice.reference else None
-            self.referenceChanged.emit(
-                str(path or ""),
-                describe_reference(ref[0], ref[1], path) if ref is not None and path else "",
-            )
+            self._emit_reference()
         self.settingsChanged.emit(new)
         return restarted
+
+    def _emit_reference(self) -> None:
+        ref = self._reference
+        path = Path(self._settings.voice.reference) if self._settings.voice.reference else None
+        self.referenceChanged.emit(
+            str(path or ""),
+            describe_reference(ref[0], ref[1], path) if ref is not None and path else "",
+        )
+
+    @staticmethod
+    def _for_engine(new: Settings, eng: RealtimeEngine) -> Settings:
+        """``new`` with the identity of the voice the engine runs (it swaps voices only through
+        ``set_voice``, so ``update`` never builds one on this thread)."""
+        cur = eng.settings.voice
+        return replace(
+            new,
+            voice=replace(new.voice, voice=cur.voice, backend=cur.backend, device=cur.device),
+        )
+
+    # ---- voices ------------------------------------------------------------------------------
+    def _sync_voice(self) -> bool:
+        """Bring the voice in line with the settings; True when the streams restarted now."""
+        s = self._settings
+        key, ref = _voice_key(s), self._wanted_ref(s)
+        held = self._held
+        eng = self.engine
+        if eng is None:
+            if held is not None and held.key != key:
+                self._drop_held()
+            if self._start_wanted:
+                if heavy(s.voice.voice) and self._startable(quiet=True):
+                    self._request(reuse=True)
+                else:  # a light voice now (or one that cannot start): start it or say why
+                    self.cancel_start()
+                    self.start()
+            return False
+        if held is not None and (held.key, held.ref) == (key, ref):
+            self._cancel_load()  # back to what runs: forget a load on the way
+            return False
+        if not heavy(s.voice.voice):
+            self._cancel_load()
+            with busy():
+                voice = create_voice(s.voice)
+                self._swap_in(HeldVoice(key, 0, voice))
+            return True
+        info = VOICES[s.voice.voice]
+        keeps = f"{voice_label(eng.settings.voice.voice)} keeps running meanwhile."
+        ok, why = voice_available(s.voice.voice)
+        if not ok:  # nothing to load: keep the current voice until the weights are there
+            self._cancel_load()
+            self.notice.emit("warning", f"{info.label}: {why}. {keeps}", WAIT_KEY)
+            return False
+        if info.needs_reference and self._reference is None:
+            # nothing to load yet: keep the current voice until a reference is chosen
+            self._cancel_load()
+            self.notice.emit(
+                "info",
+                f"{info.label} needs a reference clip: choose a file, drop one on the window, "
+                f"or record one. {keeps}",
+                WAIT_KEY,
+            )
+            return False
+        self._request(reuse=True)
+        return False
+
+    def _request(self, reuse: bool) -> None:
+        """Ask for the voice the settings name, built in the background (newest request wins)."""
+        s = self._settings
+        req = VoiceRequest(s.voice, self._wanted_ref(s), self._engine_reference(s))
+        held = self._held
+        if reuse and held is not None and held.key == req.key:
+            req.reuse = held.voice  # same model: only the reference work is needed
+        w = self._wanted
+        if w is not None and (w.key, w.ref) == (req.key, req.ref):
+            if not w.launched:
+                self._wanted = req  # still queued: build it with the newest numbers
+            return  # already on the way
+        self._wanted = req
+        what = (
+            "Preparing the reference clip…"
+            if req.reuse is not None
+            else f"Loading {voice_label(req.key[0])}…"
+        )
+        log.info("voice request %s (ref %d): %s", req.key, req.ref, what)
+        self.voiceLoading.emit(what)
+        self.statusMessage.emit(what)
+        if self._load_task is None:
+            self._launch(req)
+
+    def _launch(self, req: VoiceRequest) -> None:
+        req.launched = True
+        task = Task(lambda _task: build_voice(req), name="voicegui-voice-load", parent=self)
+        task.succeeded.connect(lambda voice: self._on_loaded(req, voice))
+        task.failed.connect(lambda message, exc: self._on_load_failed(req, message))
+        task.finished.connect(self._on_load_finished)
+        self._load_task = task
+        self._load_t0 = time.perf_counter()
+        task.start()
+
+    def _on_load_finished(self) -> None:
+        task, self._load_task = self._load_task, None
+        if task is not None:
+            task.deleteLater()
+        w = self._wanted
+        if w is not None and not w.launched:
+            self._launch(w)
+
+    def _cancel_load(self) -> None:
+        """Forget the wanted voice (a running worker finishes; its result is dropped)."""
+        if self._wanted is not None:
+            self._wanted = None
+            self.voiceLoading.emit("")
+
+    def _on_loaded(self, req: VoiceRequest, voice: Voice) -> None:
+        if req is not self._wanted:
+            log.info("dropping a superseded voice load %s", req.key)
+            if voice is not req.reuse and (self._held is None or voice is not self._held.voice):
+                voice.close()
+            return
+        self._wanted = None
+        log.info(
+            "voice %s ready in %.2f s on %s",
+            req.key,
+            time.perf_counter() - self._load_t0,
+            getattr(voice, "provider", "?"),
+        )
+        held = HeldVoice(
+            req.key, req.ref, voice, req.reference, req.settings.reference if req.ref else ""
+        )
+        eng = self.engine
+        try:
+            if eng is not None:
+                if eng.voice is voice:
+                    self._held = held  # re-prepared in place: the new reference already plays
+                else:
+                    t0 = time.perf_counter()
+                    self._swap_in(held)
+                    self.restarts += 1
+                    log.info("%s in %.0f ms", RESTARTED, (time.perf_counter() - t0) * 1e3)
+            else:
+                if self._held is not None and self._held.voice is not voice:
+                    self._drop_held()
+                self._held = held
+                if self._start_wanted:
+                    self._start_wanted = False
+                    self._start_with(voice)
+        except Exception as exc:
+            log.exception("using the loaded voice failed")
+            self._engine_failed(f"Could not use the loaded voice: {exc}")
+        self.voiceLoading.emit("")
+        provider = str(getattr(voice, "provider", "CPU"))
+        self.voiceReady.emit(req.key[0], provider)
+        label = voice_label(req.key[0])
+        self.statusMessage.emit(f"{label} ready on {provider}")
+        for i, text in enumerate(getattr(voice, "warnings", None) or []):
+            self.notice.emit("warning", f"{label}: {text}", f"voice-warning-{i}")
+        if req.key[1] == "onnx" and "onnx" not in provider.lower():
+            self.notice.emit(
+                "warning",
+                f"{label} was asked to run on ONNX Runtime but runs on {provider}.",
+                "voice-warning-backend",
+            )
+
+    def _on_load_failed(self, req: VoiceRequest, message: str) -> None:
+        if req is not self._wanted:
+            return
+        self._wanted = None
+        self.voiceLoading.emit("")
+        label = voice_label(req.key[0])
+        log.warning("voice %s failed to load: %s", req.key, message)
+        held = self._held
+        if self.engine is not None and held is not None:
+            keeps = voice_label(held.key[0])
+            self.notice.emit(
+                "error", f"{label} could not be loaded: {message}. {keeps} keeps running.", "voice"
+            )
+            self._revert_to(held)
+        else:
+            self.notice.emit("error", f"{label} could not be loaded: {message}", "voice")
+            if self._start_wanted:
+                self._start_wanted = False
+                self.runningChanged.emit(False)
+        self.statusMessage.emit(f"{label} could not be loaded")
+
+    def _revert_to(self, held: HeldVoice) -> None:
+        """Settings back to the voice that runs (after a failed load)."""
+        name, backend, device = held.key
+        new = replace(
+            self._settings,
+            voice=replace(self._settings.voice, voice=name, backend=backend, device=device),
+        )
+        ref_changed = False
+        if held.ref and held.ref != self._ref_serial:
+            new = replace(new, voice=replace(new.voice, reference=held.ref_path))
+            self._reference, self._ref_serial = held.reference, held.ref
+            ref_changed = True
+        self._settings = new
+        if ref_changed:
+            self._emit_reference()
+        self.settingsChanged.emit(new)
+
+    def _swap_in(self, held: HeldVoice) -> None:
+        """Hand a ready voice to the running engine (restarts its streams, closes the old voice)."""
+        eng = self.engine
+        assert eng is not None
+        eng.set_voice(held.voice, None)  # prepared already: no reference work in start()
+        self._held = held
+        eng.update(self._settings)
+        self._voice_errors = 0
+
+    def _drop_held(self) -> None:
+        held, self._held = self._held, None
+        if held is not None and (self.engine is None or self.engine.voice is not held.voice):
+            try:
+                held.voice.close()
+            except Exception:
+                log.exception("closing the voice failed")
 
     def set_reference(self, path: str | Path) -> str:
         """Validate and use a reference clip; returns its description, raises AudioFileError."""
@@ -257,41 +572,68 @@ class Controller(QObject):
         return notes
 
     # ---- engine lifecycle --------------------------------------------------------------------
-    def start(self) -> bool:
-        if self.engine is not None:
-            return True
+    def _startable(self, quiet: bool = False) -> bool:
         s = self._settings
         info = VOICES.get(s.voice.voice)
         ok, why = voice_available(s.voice.voice)
         if not ok:
-            self.notice.emit("error", f"Cannot start: {why}", "engine")
+            if not quiet:
+                self.notice.emit("error", f"Cannot start: {why}", "engine")
             return False
         if info is not None and info.needs_reference and self._reference is None:
-            self.notice.emit(
-                "error",
-                f"Cannot start: {info.label} needs a reference clip "
-                "(choose a file, drop one on the window, or record one).",
-                "engine",
-            )
+            if not quiet:
+                self.notice.emit(
+                    "error",
+                    f"Cannot start: {info.label} needs a reference clip "
+                    "(choose a file, drop one on the window, or record one).",
+                    "engine",
+                )
             return False
-        self.close_meter()
-        t0 = time.perf_counter()
-        voice = None
+        return True
+
+    def start(self) -> bool:
+        """Start the engine. True when it runs now; False when it failed (a banner says why) or
+        waits for a heavy voice loading in the background (``start_pending``)."""
+        if self.engine is not None:
+            return True
+        if not self._startable():
+            return False
+        s = self._settings
+        key, ref = _voice_key(s), self._wanted_ref(s)
+        held = self._held
+        if held is not None and (held.key, held.ref) == (key, ref):
+            return self._start_with(held.voice)
+        if heavy(s.voice.voice):
+            self._start_wanted = True
+            self._request(reuse=True)
+            return False
+        if held is not None:
+            self._drop_held()
         try:
             with busy():
                 voice = create_voice(s.voice)
-                eng = RealtimeEngine(
-                    s, voice, reference=self._engine_reference(s), on_event=self._from_audio_thread
-                )
+        except Exception as exc:
+            log.exception("voice creation failed")
+            self.notice.emit("error", f"Cannot start: {exc}", "engine")
+            return False
+        self._held = HeldVoice(key, 0, voice)
+        return self._start_with(voice)
+
+    def _start_with(self, voice: Voice) -> bool:
+        """Start the engine with a built (and prepared) voice."""
+        s = self._settings
+        self.close_meter()
+        t0 = time.perf_counter()
+        try:
+            with busy():
+                eng = RealtimeEngine(s, voice, reference=None, on_event=self._from_audio_thread)
                 eng.start()
         except Exception as exc:
             log.exception("engine start failed")
-            if voice is not None:
-                try:
-                    voice.close()
-                except Exception:
-                    log.exception("closing the voice failed")
+            if not heavy(s.voice.voice):  # a loaded neural voice stays held for the next try
+                self._drop_held()
             self.notice.emit("error", f"Cannot start: {exc}", "engine")
+            self.runningChanged.emit(False)
             self.open_meter()
             return False
         self.engine = eng
@@ -303,6 +645,14 @@ class Controller(QObject):
         self.statusMessage.emit(f"Running at {eng.sample_rate} Hz")
         return True
 
+    def cancel_start(self) -> None:
+        """Do not start when the voice is ready (the load itself finishes unseen)."""
+        if self._start_wanted:
+            self._start_wanted = False
+            self._cancel_load()
+            self.runningChanged.emit(False)
+            self.statusMessage.emit("Start cancelled")
+
     def stop(self, reason: str = "stopped") -> None:
         eng, self.engine = self.engine, None
         if eng is None:
@@ -310,9 +660,11 @@ class Controller(QObject):
         t0 = time.perf_counter()
         try:
             eng.stop(reason)
-            eng.close()
         except Exception:
             log.exception("engine stop failed")
+        held = self._held
+        if held is not None and not heavy(held.key[0]):
+            self._drop_held()  # light voices are rebuilt in no time; neural ones stay loaded
         self._last_metrics = eng.metrics
         log.info("engine stopped (%s) in %.0f ms", reason, (time.perf_counter() - t0) * 1e3)
         self.runningChanged.emit(False)
@@ -320,10 +672,12 @@ class Controller(QObject):
         self.open_meter()
 
     def toggle(self) -> None:
-        if self.engine is None:
-            self.start()
-        else:
+        if self.engine is not None:
             self.stop()
+        elif self._start_wanted:
+            self.cancel_start()
+        else:
+            self.start()
 
     def restart(self) -> bool:
         self.stop("restarting")
@@ -335,8 +689,24 @@ class Controller(QObject):
 
     def shutdown(self) -> None:
         self._timer.stop()
+        self._start_wanted = False
+        self._cancel_load()
         self.stop("closing")
+        self._drop_held()
         self.close_meter()
+        task = self._load_task
+        if task is not None and not task.join(10.0):  # a model load cannot be interrupted
+            log.warning("a voice load was still running at shutdown")
+
+    def refresh_voice(self) -> None:
+        """Weights were installed or removed: load the chosen voice now if it was waiting."""
+        if self.engine is not None:
+            self._sync_voice()
+
+    def forget_voice(self, name: str) -> None:
+        """Release a held (stopped) voice of ``name``, e.g. before its weights are removed."""
+        if self._held is not None and self._held.key[0] == name and self.engine is None:
+            self._drop_held()
 
     # ---- input meter (while stopped) ---------------------------------------------------------
     @staticmethod

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QApplication,
     QComboBox,
     QDockWidget,
+    QFileDialog,
     QLabel,
     QMainWindow,
     QMessageBox,
@@ -29,20 +30,24 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from voicegui import __version__, paths
+from voicegui import __version__, modelhub, paths
 from voicegui.audio.backend import reinitialize
 from voicegui.engine.offline import AudioFileError
 from voicegui.presets import AppState, PresetStore
 from voicegui.settings import Settings
 from voicegui.ui.banner import BannerArea
-from voicegui.ui.controller import Controller
+from voicegui.ui.compute import probe_devices, probed_devices
+from voicegui.ui.controller import WAIT_KEY, Controller
 from voicegui.ui.controls import ControlsPanel
 from voicegui.ui.device_panel import DevicePanel
 from voicegui.ui.graph import GraphPanel
 from voicegui.ui.icon import app_icon
+from voicegui.ui.models import ModelManager, download_summary
 from voicegui.ui.presets_panel import PresetsPanel
 from voicegui.ui.readouts import Readouts
-from voicegui.ui.voice_panel import VoicePanel
+from voicegui.ui.voice_panel import MODEL, VoicePanel
+from voicegui.ui.workers import Task
+from voicegui.voices.registry import VOICES
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +106,9 @@ class MainWindow(QMainWindow):
         self.graph = GraphPanel()
         self.readouts = Readouts()
         self.banners = BannerArea()
+        self.models = ModelManager(self)
+        self.download_box: QMessageBox | None = None  # the open download confirmation
+        self._probe: Task | None = None
 
         # ---- transport bar -------------------------------------------------------------------
         self.start_button = QPushButton("Start")
@@ -205,6 +213,22 @@ class MainWindow(QMainWindow):
         audio = self.menuBar().addMenu("&Audio")
         audio.addAction(self.start_action)
         audio.addAction(self.bypass_action)
+        models = self.menuBar().addMenu("Mod&els")
+        self.download_action = QAction("&Download Seed-VC…", self)
+        self.download_action.triggered.connect(self.ask_download)
+        self.import_action = QAction("&Import Seed-VC from a folder…", self)
+        self.import_action.triggered.connect(self.ask_import)
+        self.remove_action = QAction("&Remove Seed-VC…", self)
+        self.remove_action.triggered.connect(self.ask_remove)
+        folder_action = QAction("Open the &models folder", self)
+        folder_action.triggered.connect(
+            lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(paths.models_dir())))
+        )
+        for a in (self.download_action, self.import_action, self.remove_action):
+            models.addAction(a)
+        models.addSeparator()
+        models.addAction(folder_action)
+        models.aboutToShow.connect(self._update_model_actions)
         view = self.menuBar().addMenu("&View")
         for dock in self.docks.values():
             view.addAction(dock.toggleViewAction())
@@ -267,6 +291,17 @@ class MainWindow(QMainWindow):
         c.notice.connect(self.show_notice)
         c.engineLost.connect(self._on_lost)
         c.referenceChanged.connect(self._on_reference_changed)
+        c.voiceLoading.connect(self._on_voice_loading)
+        c.voiceReady.connect(self._on_voice_ready)
+        self.voice.downloadRequested.connect(self.ask_download)
+        self.voice.importRequested.connect(self.ask_import)
+        self.voice.cancelModelRequested.connect(self.cancel_model)
+        self.voice.neuralShown.connect(self.probe_devices)
+        m = self.models
+        m.started.connect(lambda _name, what: self.voice.show_model_started(what))
+        m.progress.connect(self.voice.show_model_progress)
+        m.finished.connect(self._on_model_finished)
+        m.changed.connect(self._on_models_changed)
 
     def show_notice(self, kind: str, text: str, key: str = "") -> None:
         self.banners.show_message(kind, text, key or None)
@@ -280,6 +315,9 @@ class MainWindow(QMainWindow):
             self.voice.set_settings(s)
         if old is None or old.engine != s.engine or old.voice != s.voice:
             self.controls.set_settings(s)
+        eng = self.controller.engine
+        if eng is not None and eng.voice is not None and eng.voice.name == s.voice.voice:
+            self.banners.dismiss(WAIT_KEY)  # back to the voice that runs: nothing waits
         self.bypass_button.blockSignals(True)
         self.bypass_button.setChecked(s.engine.bypass)
         self.bypass_button.blockSignals(False)
@@ -288,12 +326,19 @@ class MainWindow(QMainWindow):
     def _on_metrics(self, snap) -> None:
         self.graph.update_metrics(self.controller.metrics, snap)
         self.readouts.show_snapshot(snap)
+        info = VOICES.get(snap.voice)
+        if info is not None and info.neural and snap.voice == self.controller.settings.voice.voice:
+            self.voice.show_provider(snap.provider)  # the engine's word on where it runs
 
     def _on_running(self, running: bool) -> None:
         self.start_button.blockSignals(True)
         self.start_button.setChecked(running)
         self.start_button.blockSignals(False)
-        self.start_button.setText("Stop" if running else "Start")
+        pending = not running and self.controller.start_pending
+        if pending:  # waiting for a neural voice: pressing again cancels the start
+            self.start_button.setChecked(True)
+        self.start_button.setText("Stop" if running else "Cancel" if pending else "Start")
+        running = running or pending
         icon = QStyle.StandardPixmap.SP_MediaStop if running else QStyle.StandardPixmap.SP_MediaPlay
         self.start_button.setIcon(self.style().standardIcon(icon))
         self.devices.set_running(running)
@@ -311,9 +356,165 @@ class MainWindow(QMainWindow):
             text = f"Running · {c.engine.sample_rate} Hz"
             if c.settings.engine.bypass:
                 text += " · BYPASS (dry)"
+        elif c.start_pending:
+            text = "Starting (loading the voice)…"
         else:
             text = "Stopped"
+        if c.loading and c.running:
+            text += " · loading the new voice…"
         self.state_label.setText(text)
+
+    # ---- neural voices -----------------------------------------------------------------------
+    def _on_voice_loading(self, text: str) -> None:
+        self.voice.show_loading(text)
+        self._on_running(self.controller.running)
+        if text:
+            self.statusBar().showMessage(text)
+
+    def _on_voice_ready(self, name: str, provider: str) -> None:
+        for key in ("voice", WAIT_KEY):  # an older failure, or a note that it needed something
+            self.banners.dismiss(key)
+        self.voice.show_provider(provider)
+        self.voice.set_devices()  # the load probed the devices with torch
+        self._on_running(self.controller.running)
+
+    def probe_devices(self) -> None:
+        """Which compute devices exist (imports torch, so in a worker); the combo follows."""
+        if probed_devices() is not None:
+            self.voice.set_devices()
+            return
+        if self._probe is not None:
+            return
+        self._probe = Task(lambda _task: probe_devices(), name="voicegui-device-probe", parent=self)
+        self._probe.succeeded.connect(lambda _found: self.voice.set_devices())
+        self._probe.finished.connect(self._probe_done)
+        self._probe.start()
+
+    def _probe_done(self) -> None:
+        task, self._probe = self._probe, None
+        if task is not None:
+            task.deleteLater()
+
+    # ---- model weights -----------------------------------------------------------------------
+    def _update_model_actions(self) -> None:
+        installed = modelhub.installed(MODEL)
+        busy = self.models.busy
+        self.download_action.setEnabled(not busy and not installed)
+        self.import_action.setEnabled(not busy)
+        self.remove_action.setEnabled(not busy and modelhub.model_dir(MODEL).exists())
+
+    def download_confirmation(self) -> QMessageBox:
+        """The question asked before any download: what, how big, which licence, where to."""
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Download Seed-VC")
+        box.setTextFormat(Qt.TextFormat.RichText)
+        try:
+            summary = download_summary(MODEL)
+        except modelhub.ModelError as exc:
+            summary = f"The model catalog cannot be read: {exc}"
+        box.setText(summary)
+        box.setInformativeText("Download now? You can cancel while it runs.")
+        self.download_yes = box.addButton("Download", QMessageBox.ButtonRole.AcceptRole)
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        return box
+
+    def ask_download(self) -> None:
+        """Ask first (non-modal for the rest of the app); download only on 'Download'."""
+        if self.models.busy:
+            self.show_notice("info", "A model transfer is already running.", "models")
+            return
+        if self.download_box is not None:
+            self.download_box.raise_()
+            return
+        box = self.download_confirmation()
+        yes = self.download_yes
+
+        def answered(_result: int) -> None:
+            self.download_box = None
+            box.deleteLater()
+            if box.clickedButton() is yes:
+                self.download_model()
+
+        box.finished.connect(answered)
+        self.download_box = box
+        box.open()
+
+    def download_model(self) -> bool:
+        """Start the download of the Seed-VC weights (the user confirmed)."""
+        if not self.models.download(MODEL):
+            self.show_notice("info", "A model transfer is already running.", "models")
+            return False
+        self.banners.dismiss("models")
+        return True
+
+    def ask_import(self) -> None:
+        folder = QFileDialog.getExistingDirectory(
+            self, "Folder with the Seed-VC files (searched including subfolders)"
+        )
+        if folder:
+            self.import_model(folder)
+
+    def import_model(self, folder: str | Path) -> bool:
+        """Import the Seed-VC weights from ``folder`` in the background."""
+        if not self.models.import_from(MODEL, folder):
+            self.show_notice("info", "A model transfer is already running.", "models")
+            return False
+        self.banners.dismiss("models")
+        return True
+
+    def cancel_model(self) -> None:
+        self.voice.show_model_cancelling()
+        self.models.cancel()
+
+    def _on_model_finished(self, name: str, outcome: str, text: str) -> None:
+        self.voice.refresh_availability()
+        if outcome == "ok":
+            self.voice.show_model_idle("")
+            self.banners.show_message(
+                "info", f"{text}. It can be chosen as the voice now.", "models"
+            )
+            self.statusBar().showMessage(text, 8000)
+        elif outcome == "cancelled":
+            self.voice.show_model_idle(text)
+            self.statusBar().showMessage(text, 8000)
+        else:
+            self.voice.show_model_idle("")
+            what = "download" if "download" in text.lower() else "import"
+            self.banners.show_message("error", f"Seed-VC {what} failed: {text}", "models")
+
+    def _on_models_changed(self, name: str) -> None:
+        self.voice.refresh_availability()
+        self._update_model_actions()
+        self.controller.refresh_voice()  # Seed-VC chosen while it was missing: load it now
+
+    def ask_remove(self) -> None:
+        c = self.controller
+        if c.running and c.settings.voice.voice == MODEL or c.loading:
+            self.show_notice(
+                "info",
+                "Stop the voice changer (or choose another voice) before removing Seed-VC.",
+                "models",
+            )
+            return
+        answer = QMessageBox.question(
+            self,
+            "Remove Seed-VC",
+            f"Delete the Seed-VC weights from {modelhub.model_dir(MODEL)}?\n"
+            "You can download or import them again later.",
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.remove_model()
+
+    def remove_model(self) -> None:
+        self.controller.forget_voice(MODEL)
+        try:
+            self.models.remove(MODEL)
+        except (OSError, modelhub.ModelError) as exc:
+            self.show_notice("error", f"Removing Seed-VC failed: {exc}", "models")
+            return
+        self.statusBar().showMessage("Seed-VC removed", 8000)
 
     def _on_lost(self, reason: str) -> None:
         self.readouts.show_stopped(reason)
@@ -445,5 +646,6 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt naming)
         self._save_timer.stop()
         self.save_state()
+        self.models.cancel()
         self.controller.shutdown()
         super().closeEvent(event)

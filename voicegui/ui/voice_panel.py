@@ -1,4 +1,11 @@
-"""Voice: which voice, its compute options, and the reference clip (file, drop, or recording)."""
+"""Voice: which voice, its compute options, model weights, and the reference clip.
+
+The backend and device combos apply to neural voices only; the device list shows what this
+machine can use once it is known (probing needs torch, so it happens off the GUI thread when a
+neural voice is first involved). When Seed-VC's weights are missing, a box offers to download
+them (after a confirmation that states size and licence) or to import them from a folder, with
+a progress bar and a Cancel button; the main window runs those in the background.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +16,11 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QProgressBar,
     QPushButton,
     QStyle,
     QVBoxLayout,
@@ -19,10 +28,35 @@ from PySide6.QtWidgets import (
 )
 
 from voicegui.settings import Settings
+from voicegui.ui.compute import ALWAYS, BACKENDS, DEVICES, probed_devices
 from voicegui.voices.registry import VOICES, voice_available
 
 AUDIO_FILTER = "Audio files (*.wav *.flac *.ogg *.mp3 *.aiff *.aif *.opus);;All files (*)"
 TOOLTIP = Qt.ItemDataRole.ToolTipRole
+MODEL = "seedvc"  # the model whose weights the model box manages
+BACKEND_TIP = (
+    "Which runtime runs the neural voice. Changing it loads the voice again in the background; "
+    "the current voice keeps playing until the new one is ready."
+)
+DEVICE_TIP = (
+    "Where the neural voice runs. Changing it loads the voice again in the background. "
+    "'Runs on' below shows the device that is actually active."
+)
+
+
+def _note(text: str = "") -> QLabel:
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setEnabled(False)  # the palette's disabled colour: a hint, not an alarm
+    return label
+
+
+class DeviceCombo(QComboBox):
+    aboutToShow = Signal()
+
+    def showPopup(self) -> None:  # noqa: N802 (Qt naming)
+        self.aboutToShow.emit()
+        super().showPopup()
 
 
 class VoicePanel(QWidget):
@@ -30,6 +64,10 @@ class VoicePanel(QWidget):
     referenceChosen = Signal(str)  # a path the user picked: the main window validates and applies
     referenceCleared = Signal()
     recordRequested = Signal()
+    downloadRequested = Signal()  # the user wants the Seed-VC weights downloaded (asks first)
+    importRequested = Signal()  # ... imported from a folder (asks which)
+    cancelModelRequested = Signal()
+    neuralShown = Signal()  # a neural voice is selected: the device list is worth probing
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -46,25 +84,36 @@ class VoicePanel(QWidget):
         self.unavailable.setWordWrap(True)
         self.unavailable.setEnabled(False)
         self.backend = QComboBox()
-        self.backend.addItem("PyTorch", "torch")
-        self.backend.addItem("ONNX Runtime", "onnx")
+        for label, value in BACKENDS:
+            self.backend.addItem(label, value)
         self.backend.setAccessibleName("Inference backend")
-        self.backend.setToolTip(
-            "Which runtime runs the neural voice. Changing it reloads the "
-            "voice (restarts the audio streams)."
-        )
-        self.device = QComboBox()
-        for label, value in (
-            ("Automatic", "auto"),
-            ("CPU", "cpu"),
-            ("CUDA GPU", "cuda"),
-            ("Apple GPU (MPS)", "mps"),
-        ):
-            self.device.addItem(label, value)
+        self.backend.setToolTip(BACKEND_TIP)
+        self.device = DeviceCombo()
+        self.device.aboutToShow.connect(self.neuralShown)
         self.device.setAccessibleName("Compute device")
-        self.device.setToolTip(
-            "Where the neural voice runs. The readouts show the device that is actually active."
-        )
+        self.device.setToolTip(DEVICE_TIP)
+        self._device_value = "auto"
+        self._fill_devices()
+        self.compute_note = _note()
+        self.provider = QLabel()
+        self.provider.setAccessibleName("Neural voice runs on")
+        self.provider.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.provider.setToolTip("The device and runtime the loaded neural voice actually uses.")
+        # background loading of a neural voice: a busy bar and what is happening
+        self.loading = QProgressBar()
+        self.loading.setRange(0, 0)
+        self.loading.setTextVisible(False)
+        self.loading.setMaximumHeight(12)
+        self.loading.setAccessibleName("Voice loading")
+        self.loading_label = QLabel()
+        self.loading_label.setAccessibleName("Voice loading state")
+        self.loading_row = QWidget()
+        row = QHBoxLayout(self.loading_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.loading_label)
+        row.addWidget(self.loading, 1)
+        self.loading_row.hide()
+        self._build_model_box()
 
         self.reference = QLineEdit()
         self.reference.setReadOnly(True)
@@ -98,12 +147,16 @@ class VoicePanel(QWidget):
         form.addRow(label, self.voice)
         form.addRow("", self.description)
         form.addRow("", self.unavailable)
-        compute = QHBoxLayout()
-        compute.addWidget(self.backend, 1)
-        compute.addWidget(self.device, 1)
-        label = QLabel("Ru&ns on")
+        form.addRow("", self.model_box)
+        label = QLabel("&Backend")
         label.setBuddy(self.backend)
-        form.addRow(label, compute)
+        form.addRow(label, self.backend)
+        label = QLabel("Comp&ute device")
+        label.setBuddy(self.device)
+        form.addRow(label, self.device)
+        form.addRow("", self.compute_note)
+        form.addRow("Runs on", self.provider)
+        form.addRow("", self.loading_row)
         label = QLabel("Re&ference")
         label.setBuddy(self.reference)
         form.addRow(label, self.reference)
@@ -126,31 +179,137 @@ class VoicePanel(QWidget):
         self.backend.currentIndexChanged.connect(
             lambda: self.changed.emit({"backend": self.backend.currentData()})
         )
-        self.device.currentIndexChanged.connect(
-            lambda: self.changed.emit({"device": self.device.currentData()})
-        )
+        self.device.currentIndexChanged.connect(self._on_device)
         self.browse.clicked.connect(self._browse)
         self.record.clicked.connect(self.recordRequested)
         self.clear.clicked.connect(self.referenceCleared)
 
+    # ---- model weights ---------------------------------------------------------------------
+    def _build_model_box(self) -> None:
+        self.model_box = QFrame()
+        self.model_box.setFrameShape(QFrame.Shape.StyledPanel)
+        self.model_box.setAccessibleName("Seed-VC weights")
+        self.model_state = QLabel()
+        self.model_state.setWordWrap(True)
+        self.download_button = QPushButton("Download Seed-VC…")
+        self.download_button.setAccessibleName("Download Seed-VC")
+        self.download_button.setToolTip(
+            "Download the Seed-VC weights from the Hugging Face Hub. You are shown the size "
+            "and licence first; nothing is downloaded before you confirm."
+        )
+        self.import_button = QPushButton("Import from folder…")
+        self.import_button.setAccessibleName("Import Seed-VC from a folder")
+        self.import_button.setToolTip(
+            "For offline machines: copy already-downloaded Seed-VC files from a folder "
+            "(found by file name anywhere below it) and verify them."
+        )
+        self.model_progress = QProgressBar()
+        self.model_progress.setAccessibleName("Model transfer progress")
+        self.model_progress.setRange(0, 1000)
+        self.model_progress_label = QLabel()
+        self.model_progress_label.setWordWrap(True)
+        self.model_progress_label.setAccessibleName("Model transfer state")
+        self.model_cancel = QPushButton("Cancel")
+        self.model_cancel.setAccessibleName("Cancel the model transfer")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.download_button)
+        buttons.addWidget(self.import_button)
+        buttons.addStretch(1)
+        progress = QHBoxLayout()
+        progress.addWidget(self.model_progress, 1)
+        progress.addWidget(self.model_cancel)
+        lay = QVBoxLayout(self.model_box)
+        lay.setContentsMargins(6, 6, 6, 6)
+        lay.addWidget(self.model_state)
+        lay.addLayout(buttons)
+        lay.addWidget(self.model_progress_label)
+        lay.addLayout(progress)
+        self.download_button.clicked.connect(self.downloadRequested)
+        self.import_button.clicked.connect(self.importRequested)
+        self.model_cancel.clicked.connect(self.cancelModelRequested)
+        self.model_busy = False
+        self.show_model_idle()
+
+    def show_model_idle(self, text: str = "") -> None:
+        """No transfer runs: the buttons are back; ``text`` says how the last one ended."""
+        self.model_busy = False
+        for w in (self.model_progress, self.model_cancel):
+            w.hide()
+        self.model_cancel.setEnabled(True)
+        self.model_cancel.setText("Cancel")
+        self.model_progress_label.setText(text)
+        self.model_progress_label.setVisible(bool(text))
+        for w in (self.download_button, self.import_button):
+            w.setEnabled(True)
+        self._update_model_box()
+
+    def show_model_started(self, what: str) -> None:
+        self.model_busy = True
+        for w in (self.download_button, self.import_button):
+            w.setEnabled(False)
+        self.model_progress.setRange(0, 0)  # busy until the first report
+        self.model_progress.show()
+        self.model_cancel.show()
+        self.model_progress_label.setText(f"{what}…")
+        self.model_progress_label.show()
+        self._what = what
+        self._update_model_box()
+
+    def show_model_progress(self, label: str, done: int, total: int) -> None:
+        if total > 0:
+            self.model_progress.setRange(0, 1000)
+            self.model_progress.setValue(min(1000, round(1000 * done / total)))
+            amount = f"{done / 1e6:.1f} / {total / 1e6:.1f} MB"
+        else:
+            self.model_progress.setRange(0, 0)
+            amount = f"{done / 1e6:.1f} MB"
+        self.model_progress_label.setText(f"{getattr(self, '_what', '')}: {label}, {amount}")
+
+    def show_model_cancelling(self) -> None:
+        self.model_cancel.setEnabled(False)
+        self.model_cancel.setText("Cancelling…")
+
+    def _update_model_box(self) -> None:
+        ok, why = self.availability.get(MODEL, (True, ""))
+        label = VOICES[MODEL].label if MODEL in VOICES else MODEL
+        self.model_state.setText(
+            f"{label} is not installed. Download its weights, or import them from a folder "
+            "if this machine is offline."
+            if not ok
+            else f"{label} is installed."
+        )
+        self.model_box.setVisible(not ok or self.model_busy)
+
+    # ---- voices ------------------------------------------------------------------------------
     def _fill_voices(self) -> None:
-        notes = []
         for name, info in VOICES.items():
+            self.voice.addItem(info.label, name)
+        self.refresh_availability()
+
+    def refresh_availability(self) -> None:
+        """Re-check which voices can be chosen (after weights were installed or removed)."""
+        notes = []
+        model = self.voice.model()
+        for i in range(self.voice.count()):
+            name = self.voice.itemData(i)
+            info = VOICES[name]
             ok, why = voice_available(name)
             self.availability[name] = (ok, why)
-            self.voice.addItem(info.label, name)
-            i = self.voice.count() - 1
             self.voice.setItemData(i, info.description if ok else f"Unavailable: {why}", TOOLTIP)
+            # a disabled entry explains itself instead of disappearing
+            model.item(i).setEnabled(ok)
             if not ok:
-                # a disabled entry explains itself instead of disappearing
-                self.voice.model().item(i).setEnabled(False)
                 notes.append(f"{info.label}: {why}")
         self.unavailable.setText("\n".join(notes))
         self.unavailable.setVisible(bool(notes))
+        self._update_model_box()
 
     def _on_voice(self) -> None:
         name = self.voice.currentData()
         self._show_voice(name)
+        info = VOICES.get(name)
+        if info is not None and info.neural:
+            self.neuralShown.emit()  # chosen by the user now: worth importing torch for
         self.changed.emit({"voice": name})
 
     def _show_voice(self, name: str) -> None:
@@ -158,15 +317,68 @@ class VoicePanel(QWidget):
         self.description.setText(info.description if info else "")
         neural = bool(info and info.neural)
         needs_ref = bool(info and info.needs_reference)
-        for w in (self.backend, self.device):
+        label = info.label if info else name
+        for w, tip in ((self.backend, BACKEND_TIP), (self.device, DEVICE_TIP)):
             w.setEnabled(neural)
-            if not neural:
-                w.setToolTip(
-                    f"Only for neural voices; {info.label if info else name} runs on "
-                    "the CPU without a model."
-                )
-        tip = "" if needs_ref else f"{info.label if info else name} does not use a reference clip."
+            w.setToolTip(
+                tip
+                if neural
+                else f"Only for neural voices; {label} runs on the CPU without a model."
+            )
+        self.compute_note.setText(
+            ""
+            if neural
+            else f"Backend and device apply to neural voices only ({label} needs none)."
+        )
+        self.compute_note.setVisible(not neural)
+        if not neural:
+            self.provider.setText("CPU (built in)")
+        elif not self.provider.text() or "built in" in self.provider.text():
+            self.provider.setText("not loaded yet")
+        tip = "" if needs_ref else f"{label} does not use a reference clip."
         self.reference.setToolTip(tip or "The voice you want to sound like.")
+
+    # ---- compute devices ---------------------------------------------------------------------
+    def _fill_devices(self) -> None:
+        """Automatic and CPU always; CUDA/MPS once a probe found them; the saved choice always
+        (marked when this machine lacks it), so a preset's value is never changed silently."""
+        found = probed_devices()
+        usable = set(found) if found is not None else set(ALWAYS)
+        self.device.blockSignals(True)
+        self.device.clear()
+        for label, value in DEVICES:
+            if value in usable:
+                self.device.addItem(label, value)
+            elif value == self._device_value:
+                why = "not found on this machine" if found is not None else "not checked yet"
+                self.device.addItem(f"{label} ({why})", value)
+                self.device.setItemData(
+                    self.device.count() - 1,
+                    f"{label} is {why}; loading the voice may fail or fall back to the CPU.",
+                    TOOLTIP,
+                )
+        self.device.setCurrentIndex(max(0, self.device.findData(self._device_value)))
+        self.device.blockSignals(False)
+
+    def set_devices(self) -> None:
+        """The probe finished (or a neural voice loaded): list what this machine has."""
+        self._fill_devices()
+
+    def _on_device(self) -> None:
+        value = self.device.currentData()
+        if value is not None and value != self._device_value:
+            self._device_value = value
+            self.changed.emit({"device": value})
+
+    def show_provider(self, provider: str) -> None:
+        """Where the loaded neural voice actually runs, e.g. 'CUDA (onnxruntime, fp16)'."""
+        if self.provider.text() != provider:  # called at 30 Hz: no relayout when unchanged
+            self.provider.setText(provider)
+
+    def show_loading(self, text: str) -> None:
+        """A voice loads in the background ('' when done)."""
+        self.loading_label.setText(text)
+        self.loading_row.setVisible(bool(text))
 
     def _browse(self) -> None:
         start = str(Path(self.reference.text()).parent) if self.reference.text() else ""
@@ -177,14 +389,13 @@ class VoicePanel(QWidget):
     # ---- settings -> widgets -----------------------------------------------------------------
     def set_settings(self, s: Settings) -> None:
         v = s.voice
-        for combo, data in (
-            (self.voice, v.voice),
-            (self.backend, v.backend),
-            (self.device, v.device),
-        ):
+        for combo, data in ((self.voice, v.voice), (self.backend, v.backend)):
             combo.blockSignals(True)
             combo.setCurrentIndex(max(0, combo.findData(data)))
             combo.blockSignals(False)
+        if v.device != self._device_value or self.device.findData(v.device) < 0:
+            self._device_value = v.device
+            self._fill_devices()
         self._show_voice(v.voice)
         if self.reference.text() != v.reference:
             self.reference.setText(v.reference)

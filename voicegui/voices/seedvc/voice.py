@@ -8,6 +8,7 @@ and non-speech blocks never reach the model (Silero VAD as the engine's gate hoo
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from pathlib import Path
 
@@ -34,6 +35,7 @@ class SeedVCVoice:
         self._reference: np.ndarray | None = None
         self._prompt: Prompt | None = None
         self._prompt_key: tuple | None = None
+        self._clip_key: tuple | None = None
         self._lock = threading.Lock()  # prepare() may come from the GUI while blocks run
         self.speech_detector = None
         if vad:
@@ -68,6 +70,10 @@ class SeedVCVoice:
         ref = np.asarray(reference, dtype=np.float32)
         if ref.ndim > 1:
             ref = ref.mean(axis=1)
+        # the same clip again (a restart, a re-selected file) reuses the cached prompt
+        clip_key = (sr, len(ref), hashlib.blake2b(ref.tobytes(), digest_size=16).digest())
+        if clip_key == self._clip_key and self._prompt is not None:
+            return
         if not np.all(np.isfinite(ref)):
             raise VoiceError("the reference clip contains NaN or infinite samples")
         if sr != SAMPLE_RATE:
@@ -77,10 +83,11 @@ class SeedVCVoice:
         if len(ref) < SAMPLE_RATE // 2:
             raise VoiceError("the reference clip is shorter than 0.5 s")
         self._reference = ref
+        self._clip_key = clip_key
         self._build_prompt()
 
     def _build_prompt(self) -> None:
-        key = (id(self._reference), self.max_prompt_s)
+        key = (self._clip_key, self.max_prompt_s)
         if key == self._prompt_key:
             return
         prompt = self.model.make_prompt(self._reference, self.max_prompt_s)
@@ -128,13 +135,20 @@ def create_seedvc_voice(settings: VoiceSettings) -> SeedVCVoice:
             "seedvc` (or `voicegui models import seedvc DIR`)"
         )
     folder = modelhub.model_dir("seedvc")
-    model = SeedVCModel.load(
+    files = dict(
         dit=folder / modelhub.entry("seedvc").file("dit").local_name,
         hift=folder / "hift.pt",
         campplus=folder / "campplus_cn_common.bin",
         content_dir=folder,
         device=settings.device,
     )
+    if settings.backend == "onnx":
+        # exported once per checkpoint into the user cache (minutes the first time)
+        from voicegui.voices.onnx.runtime import OrtSeedVCModel
+
+        model = OrtSeedVCModel.load(**files, precision=getattr(settings, "precision", "auto"))
+    else:
+        model = SeedVCModel.load(**files)
     voice = SeedVCVoice(model)
     voice.update(
         {
