@@ -30,6 +30,7 @@ TUNING = {
     "max_prompt": ("voice", "max_prompt_time"),
     "reference": ("voice", "reference"),
     "backend": ("voice", "backend"),
+    "precision": ("voice", "precision"),
     "compute_device": ("voice", "device"),
 }
 
@@ -50,6 +51,11 @@ def _add_tuning(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-prompt", type=float, help="seconds of reference used as prompt")
     g.add_argument("--reference", help="reference clip for zero-shot voices")
     g.add_argument("--backend", choices=["torch", "onnx"])
+    g.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "fp16", "int8"],
+        help="ONNX Runtime precision (auto: int8 on CPU, fp16 on GPU)",
+    )
     g.add_argument("--compute-device", help="auto, cpu, cuda or mps")
     g.add_argument("--input-gain", type=float, help="dB")
     g.add_argument("--output-gain", type=float, help="dB")

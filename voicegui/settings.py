@@ -242,6 +242,7 @@ class VoiceSettings:
     )
     reference: str = ""  # path of the reference clip
     backend: str = "torch"  # 'torch' or 'onnx'
+    precision: str = "auto"  # onnx: 'auto' (int8 on CPU, fp16 on GPU), 'fp32', 'fp16', 'int8'
     device: str = "auto"  # 'auto', 'cpu', 'cuda', 'mps'
 
 
@@ -270,6 +271,8 @@ class Settings:
             raise SettingsError("on_voice_error must be 'dry' or 'silence'")
         if self.voice.backend not in ("torch", "onnx"):
             raise SettingsError("backend must be 'torch' or 'onnx'")
+        if self.voice.precision not in ("auto", "fp32", "fp16", "int8"):
+            raise SettingsError("precision must be one of auto, fp32, fp16, int8")
         if not 8000 <= self.audio.sample_rate <= 384000:
             raise SettingsError(f"sample rate {self.audio.sample_rate} Hz is not supported")
         return self

@@ -38,7 +38,9 @@ VOICES = {
 }
 
 
-def create_voice(settings: VoiceSettings) -> Voice:
+def create_voice(settings: VoiceSettings, progress=None) -> Voice:
+    """Build the chosen voice; ``progress(stage, i, n)`` hears about slow first-time work
+    (the ONNX export)."""
     name = settings.voice
     if name == "dsp":
         from voicegui.voices.dsp import DSPVoice
@@ -53,7 +55,7 @@ def create_voice(settings: VoiceSettings) -> Voice:
             from voicegui.voices.seedvc.voice import create_seedvc_voice
         except ImportError as exc:
             raise VoiceError(f"the Seed-VC voice is not available: {exc}") from exc
-        return create_seedvc_voice(settings)
+        return create_seedvc_voice(settings, progress=progress)
     raise VoiceError(f"unknown voice '{name}'; available: {', '.join(VOICES)}")
 
 

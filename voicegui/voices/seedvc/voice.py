@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -18,6 +19,9 @@ import torch
 from voicegui.settings import VoiceSettings
 from voicegui.voices.base import BlockInfo, VoiceError
 from voicegui.voices.seedvc.model import SAMPLE_RATE, Prompt, SeedVCModel, plan_block
+
+if TYPE_CHECKING:
+    from voicegui.voices.onnx.runtime import OrtSeedVCModel
 
 STREAM_SEED = 1234
 
@@ -27,7 +31,9 @@ class SeedVCVoice:
     stateful = False
     needs_reference = True
 
-    def __init__(self, model: SeedVCModel, vad: bool = True, trim_vocoder: bool = True) -> None:
+    def __init__(
+        self, model: SeedVCModel | OrtSeedVCModel, vad: bool = True, trim_vocoder: bool = True
+    ) -> None:
         self.model = model
         self.steps, self.cfg = 10, 0.7
         self.max_prompt_s, self.dit_left_s = 3.0, 0.5
@@ -49,6 +55,11 @@ class SeedVCVoice:
     @property
     def provider(self) -> str:
         return self.model.provider
+
+    @property
+    def warnings(self) -> list[str]:
+        """What the user should know about how the model runs (e.g. a GPU that failed)."""
+        return list(getattr(self.model, "warnings", []))
 
     # ---- protocol ---------------------------------------------------------------------------
     def configure(self, device_rate: int) -> int:
@@ -125,7 +136,7 @@ class SeedVCVoice:
         return self.model.timer.summary()
 
 
-def create_seedvc_voice(settings: VoiceSettings) -> SeedVCVoice:
+def create_seedvc_voice(settings: VoiceSettings, progress=None) -> SeedVCVoice:
     """The installed Seed-VC model (voicegui models download seedvc) as a voice."""
     from voicegui import modelhub
 
@@ -146,7 +157,7 @@ def create_seedvc_voice(settings: VoiceSettings) -> SeedVCVoice:
         # exported once per checkpoint into the user cache (minutes the first time)
         from voicegui.voices.onnx.runtime import OrtSeedVCModel
 
-        model = OrtSeedVCModel.load(**files, precision=getattr(settings, "precision", "auto"))
+        model = OrtSeedVCModel.load(**files, precision=settings.precision, progress=progress)
     else:
         model = SeedVCModel.load(**files)
     voice = SeedVCVoice(model)

@@ -1,0 +1,104 @@
+"""ONNX Runtime backend fixtures: the Seed-VC kit's checkpoints exported once per test session.
+
+The exports go to a session temp folder (not the user cache), so every run starts cold and the
+cache tests see exactly what they did. A tiny random XLS-R with the real output width (1024)
+stands in for the content encoder; nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.seedvc.conftest import (  # noqa: F401  (fixtures re-exported for this folder)
+    assert_rel,
+    kit_checkpoints,
+    kit_expected,
+    kit_inputs,
+    seedvc_kit,
+)
+
+DIT = "dit_uvit_tat_xlsr_tiny_random.pth"
+
+TINY_XLSR = {
+    "hidden_size": 1024,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 16,
+    "intermediate_size": 256,
+    "conv_dim": [64] * 7,
+    "conv_stride": [5, 2, 2, 2, 2, 2, 2],
+    "conv_kernel": [10, 3, 3, 3, 3, 2, 2],
+    "do_stable_layer_norm": True,
+    "feat_extract_norm": "layer",
+    "num_conv_pos_embeddings": 16,
+    "num_conv_pos_embedding_groups": 16,
+    "conv_bias": True,
+    "model_type": "wav2vec2",
+    "vocab_size": 32,
+}
+
+
+def snr_db(actual, reference) -> float:
+    actual = np.asarray(actual, dtype=np.float64)
+    reference = np.asarray(reference, dtype=np.float64)
+    noise = np.sum((actual - reference) ** 2)
+    return float("inf") if noise == 0 else float(10 * np.log10(np.sum(reference**2) / noise))
+
+
+@pytest.fixture(scope="session")
+def tiny_xlsr(tmp_path_factory) -> Path:
+    from transformers import Wav2Vec2Config, Wav2Vec2ForPreTraining
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("xlsr-tiny")
+    (folder / "config.json").write_text(json.dumps(TINY_XLSR), encoding="utf-8")
+    torch.save(
+        Wav2Vec2ForPreTraining(Wav2Vec2Config(**TINY_XLSR)).state_dict(),
+        folder / "pytorch_model.bin",
+    )
+    return folder
+
+
+@pytest.fixture(scope="session")
+def onnx_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("onnx-cache")
+
+
+@pytest.fixture(scope="session")
+def model_files(kit_checkpoints, tiny_xlsr) -> dict:  # noqa: F811
+    return {
+        "dit": kit_checkpoints / DIT,
+        "hift": kit_checkpoints / "hift.pt",
+        "campplus": kit_checkpoints / "campplus_cn_common.bin",
+        "content_dir": tiny_xlsr,
+    }
+
+
+def _load(model_files, onnx_cache, precision: str):
+    from voicegui.voices.onnx.runtime import OrtSeedVCModel
+
+    return OrtSeedVCModel.load(
+        **model_files, device="cpu", precision=precision, cache_dir=onnx_cache, threads=2
+    )
+
+
+@pytest.fixture(scope="session")
+def ort_fp32(model_files, onnx_cache):
+    return _load(model_files, onnx_cache, "fp32")
+
+
+@pytest.fixture(scope="session")
+def ort_int8(model_files, onnx_cache, ort_fp32):
+    return _load(model_files, onnx_cache, "int8")  # quantised from the fp32 exports
+
+
+@pytest.fixture(scope="session")
+def torch_model(model_files):
+    from voicegui.voices.seedvc.model import SeedVCModel
+
+    torch.set_num_threads(2)
+    return SeedVCModel.load(**model_files, device="cpu")
