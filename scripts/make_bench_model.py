@@ -18,23 +18,6 @@ from pathlib import Path
 
 import torch
 
-XLSR_300M_12 = {
-    "model_type": "wav2vec2",
-    "hidden_size": 1024,
-    "num_hidden_layers": 12,
-    "num_attention_heads": 16,
-    "intermediate_size": 4096,
-    "conv_dim": [512] * 7,
-    "conv_stride": [5, 2, 2, 2, 2, 2, 2],
-    "conv_kernel": [10, 3, 3, 3, 3, 2, 2],
-    "do_stable_layer_norm": True,
-    "feat_extract_norm": "layer",
-    "conv_bias": True,
-    "num_conv_pos_embeddings": 128,
-    "num_conv_pos_embedding_groups": 16,
-    "vocab_size": 32,
-}
-
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
@@ -51,9 +34,11 @@ def main() -> int:
     (out / "dit_uvit_tat_xlsr_tiny_random.pth").replace(out / "DiT_uvit_tat_xlsr_ema.pth")
     from transformers import Wav2Vec2Config, Wav2Vec2Model
 
+    from voicegui.voices.onnx.bench import XLSR_300M_12L  # the published config, 12 layers
+
     torch.manual_seed(0)
-    model = Wav2Vec2Model(Wav2Vec2Config(**XLSR_300M_12))
-    (out / "config.json").write_text(json.dumps(XLSR_300M_12), encoding="utf-8")
+    model = Wav2Vec2Model(Wav2Vec2Config(**XLSR_300M_12L))
+    (out / "config.json").write_text(json.dumps(XLSR_300M_12L), encoding="utf-8")
     torch.save(
         {f"wav2vec2.{k}": v for k, v in model.state_dict().items()}, out / "pytorch_model.bin"
     )

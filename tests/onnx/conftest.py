@@ -7,7 +7,6 @@ stands in for the content encoder; nothing is downloaded.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -15,31 +14,14 @@ import pytest
 import torch
 
 from tests.seedvc.conftest import (  # noqa: F401  (fixtures re-exported for this folder)
+    DIT,
     assert_rel,
     kit_checkpoints,
     kit_expected,
     kit_inputs,
     seedvc_kit,
+    tiny_xlsr,
 )
-
-DIT = "dit_uvit_tat_xlsr_tiny_random.pth"
-
-TINY_XLSR = {
-    "hidden_size": 1024,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 16,
-    "intermediate_size": 256,
-    "conv_dim": [64] * 7,
-    "conv_stride": [5, 2, 2, 2, 2, 2, 2],
-    "conv_kernel": [10, 3, 3, 3, 3, 2, 2],
-    "do_stable_layer_norm": True,
-    "feat_extract_norm": "layer",
-    "num_conv_pos_embeddings": 16,
-    "num_conv_pos_embedding_groups": 16,
-    "conv_bias": True,
-    "model_type": "wav2vec2",
-    "vocab_size": 32,
-}
 
 
 def snr_db(actual, reference) -> float:
@@ -47,20 +29,6 @@ def snr_db(actual, reference) -> float:
     reference = np.asarray(reference, dtype=np.float64)
     noise = np.sum((actual - reference) ** 2)
     return float("inf") if noise == 0 else float(10 * np.log10(np.sum(reference**2) / noise))
-
-
-@pytest.fixture(scope="session")
-def tiny_xlsr(tmp_path_factory) -> Path:
-    from transformers import Wav2Vec2Config, Wav2Vec2ForPreTraining
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("xlsr-tiny")
-    (folder / "config.json").write_text(json.dumps(TINY_XLSR), encoding="utf-8")
-    torch.save(
-        Wav2Vec2ForPreTraining(Wav2Vec2Config(**TINY_XLSR)).state_dict(),
-        folder / "pytorch_model.bin",
-    )
-    return folder
 
 
 @pytest.fixture(scope="session")

@@ -18,7 +18,26 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_KIT = REPO.parent / "shared" / "fixtures" / "seedvc"
-CHECKPOINT_FILES = ("dit_uvit_tat_xlsr_tiny_random.pth", "hift.pt", "campplus_cn_common.bin")
+DIT = "dit_uvit_tat_xlsr_tiny_random.pth"
+CHECKPOINT_FILES = (DIT, "hift.pt", "campplus_cn_common.bin")
+
+# A tiny random XLS-R with the real model's 1024-d output, so it fits the length regulator.
+TINY_XLSR = {
+    "hidden_size": 1024,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 16,
+    "intermediate_size": 256,
+    "conv_dim": [64] * 7,
+    "conv_stride": [5, 2, 2, 2, 2, 2, 2],
+    "conv_kernel": [10, 3, 3, 3, 3, 2, 2],
+    "do_stable_layer_norm": True,
+    "feat_extract_norm": "layer",
+    "num_conv_pos_embeddings": 16,
+    "num_conv_pos_embedding_groups": 16,
+    "conv_bias": True,
+    "model_type": "wav2vec2",
+    "vocab_size": 32,
+}
 
 
 def kit_dir() -> Path:
@@ -82,3 +101,37 @@ def assert_abs(actual, expected, atol: float, name: str = "") -> None:
     assert actual.shape == expected.shape, f"{name}: shape {actual.shape} != {expected.shape}"
     err = np.max(np.abs(actual - expected))
     assert err <= atol, f"{name}: max|diff| {err:.3g} > {atol}"
+
+
+def write_tiny_xlsr(folder: Path) -> Path:
+    """config.json + pytorch_model.bin of TINY_XLSR (seeded) in the published layout."""
+    import json
+
+    import torch
+    from transformers import Wav2Vec2Config, Wav2Vec2ForPreTraining
+
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(0)
+    (folder / "config.json").write_text(json.dumps(TINY_XLSR), encoding="utf-8")
+    torch.save(
+        Wav2Vec2ForPreTraining(Wav2Vec2Config(**TINY_XLSR)).state_dict(),
+        folder / "pytorch_model.bin",
+    )
+    return folder
+
+
+def write_published_layout(checkpoints: Path, folder: Path, xlsr_subfolder: str = "") -> Path:
+    """What a user copies from another machine: Seed-VC's files under their published names."""
+    import shutil
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(checkpoints / DIT, folder / "DiT_uvit_tat_xlsr_ema.pth")
+    shutil.copyfile(checkpoints / "hift.pt", folder / "hift.pt")
+    shutil.copyfile(checkpoints / "campplus_cn_common.bin", folder / "campplus_cn_common.bin")
+    write_tiny_xlsr(folder / xlsr_subfolder if xlsr_subfolder else folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_xlsr(tmp_path_factory) -> Path:
+    return write_tiny_xlsr(tmp_path_factory.mktemp("xlsr-tiny"))

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
-import torch
 
-from tests.seedvc.test_realtime_block import DIT, TINY_XLSR
+from tests.seedvc.conftest import write_published_layout
 from voicegui import modelhub
 from voicegui.cli import main
 from voicegui.settings import VoiceSettings
@@ -36,21 +34,9 @@ def test_malformed_catalog_is_reported(tmp_path):
 
 @pytest.fixture
 def offline_folder(kit_checkpoints, tmp_path):
-    """What a user copies from another machine: the files under their published names."""
-    from transformers import Wav2Vec2Config, Wav2Vec2ForPreTraining
-
-    folder = tmp_path / "téléchargés" / "nested"
-    folder.mkdir(parents=True)
-    shutil.copyfile(kit_checkpoints / DIT, folder / "DiT_uvit_tat_xlsr_ema.pth")
-    shutil.copyfile(kit_checkpoints / "hift.pt", folder / "hift.pt")
-    shutil.copyfile(kit_checkpoints / "campplus_cn_common.bin", folder / "campplus_cn_common.bin")
-    (folder / "config.json").write_text(json.dumps(TINY_XLSR), encoding="utf-8")
-    torch.manual_seed(0)
-    torch.save(
-        Wav2Vec2ForPreTraining(Wav2Vec2Config(**TINY_XLSR)).state_dict(),
-        folder / "pytorch_model.bin",
-    )
-    return folder.parent
+    """Seed-VC's files under their published names, in a nested non-ASCII folder."""
+    write_published_layout(kit_checkpoints, tmp_path / "téléchargés" / "nested")
+    return tmp_path / "téléchargés"
 
 
 def test_models_import_list_use_and_remove(offline_folder, capsys, kit_inputs):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 import torch
 
-from tests.seedvc.conftest import assert_rel
+from tests.seedvc.conftest import DIT, assert_rel
 from voicegui.engine.offline import run_blocks
 from voicegui.engine.processor import BlockProcessor
 from voicegui.engine.sola import Sola, best_offset
@@ -18,8 +16,6 @@ from voicegui.voices.seedvc.cfm import load_dit_checkpoint
 from voicegui.voices.seedvc.hift import load_hift
 from voicegui.voices.seedvc.model import SeedVCModel, plan_block
 from voicegui.voices.seedvc.voice import SeedVCVoice
-
-DIT = "dit_uvit_tat_xlsr_tiny_random.pth"
 
 
 @pytest.fixture(scope="module")
@@ -103,41 +99,14 @@ def test_sola_matches_upstream_streaming(kit_expected):
     assert_rel(sola.tail, E["stream_b2_sola_buffer"], 1e-4, "stream_b2_sola_buffer")
 
 
-TINY_XLSR = {
-    "hidden_size": 1024,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 16,
-    "intermediate_size": 256,
-    "conv_dim": [64] * 7,
-    "conv_stride": [5, 2, 2, 2, 2, 2, 2],
-    "conv_kernel": [10, 3, 3, 3, 3, 2, 2],
-    "do_stable_layer_norm": True,
-    "feat_extract_norm": "layer",
-    "num_conv_pos_embeddings": 16,
-    "num_conv_pos_embedding_groups": 16,
-    "conv_bias": True,
-    "model_type": "wav2vec2",
-    "vocab_size": 32,
-}
-
-
 @pytest.fixture(scope="module")
-def streaming_voice(kit_checkpoints, tmp_path_factory, kit_inputs):
+def streaming_voice(kit_checkpoints, tiny_xlsr, kit_inputs):
     """The real loaders on the kit's checkpoints plus a tiny random XLS-R (1024-d output)."""
-    from transformers import Wav2Vec2Config, Wav2Vec2ForPreTraining
-
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("xlsr-1024")
-    (folder / "config.json").write_text(json.dumps(TINY_XLSR), encoding="utf-8")
-    torch.save(
-        Wav2Vec2ForPreTraining(Wav2Vec2Config(**TINY_XLSR)).state_dict(),
-        folder / "pytorch_model.bin",
-    )
     model = SeedVCModel.load(
         kit_checkpoints / DIT,
         kit_checkpoints / "hift.pt",
         kit_checkpoints / "campplus_cn_common.bin",
-        folder,
+        tiny_xlsr,
         device="cpu",
     )
     voice = SeedVCVoice(model, vad=False)

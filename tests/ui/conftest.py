@@ -104,26 +104,11 @@ SEEDVC_FILES = (
 def seedvc_folder(request, tmp_path_factory) -> Path:
     """What a user copies from another machine: Seed-VC's files under their published names,
     the kit's checkpoints plus a tiny random XLS-R with the real model's 1024-d output."""
-    import shutil
-
-    import torch
-    from transformers import Wav2Vec2Config, Wav2Vec2ForPreTraining
-
-    from tests.seedvc.test_realtime_block import DIT, TINY_XLSR
+    from tests.seedvc.conftest import write_published_layout
 
     kit = request.getfixturevalue("kit_checkpoints")
     folder = tmp_path_factory.mktemp("offline") / "Seed-VC téléchargé"
-    (folder / "xlsr").mkdir(parents=True)
-    shutil.copyfile(kit / DIT, folder / "DiT_uvit_tat_xlsr_ema.pth")
-    shutil.copyfile(kit / "hift.pt", folder / "hift.pt")
-    shutil.copyfile(kit / "campplus_cn_common.bin", folder / "campplus_cn_common.bin")
-    (folder / "xlsr" / "config.json").write_text(json.dumps(TINY_XLSR), encoding="utf-8")
-    torch.manual_seed(0)
-    torch.save(
-        Wav2Vec2ForPreTraining(Wav2Vec2Config(**TINY_XLSR)).state_dict(),
-        folder / "xlsr" / "pytorch_model.bin",
-    )
-    return folder
+    return write_published_layout(kit, folder, xlsr_subfolder="xlsr")
 
 
 def import_seedvc(window, qtbot, folder: Path, timeout: float = 120.0) -> list[tuple]:
