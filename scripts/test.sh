@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 export QT_QPA_PLATFORM="${QT_QPA_PLATFORM:-offscreen}"
-.venv/bin/ruff check voicegui tests
+.venv/bin/ruff check voicegui tests scripts packaging
 .venv/bin/lint-imports
 # pytest exits non-zero (5) when it collects nothing, so an empty run cannot pass.
 exec .venv/bin/python -m pytest -q "$@"
