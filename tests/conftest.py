@@ -34,6 +34,11 @@ def jack_server():
     reinitialize()  # PortAudio lists JACK only if a server ran when it initialised
     yield {"hostapi": JACK, "rate": 48000, "period": 256}
     if server is not None:
+        # PortAudio must let go of its JACK client before the server goes, or its own
+        # shutdown at interpreter exit asserts and aborts the process
+        from voicegui.audio.backend import terminate
+
+        terminate()
         server.stop()
 
 

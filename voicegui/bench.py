@@ -127,6 +127,9 @@ def bench_jack(settings: Settings, seconds: float, clicks: int = 5) -> dict:
         return measure_loopback(RealtimeEngine(settings), seconds, clicks)
     finally:
         if server is not None:
+            from voicegui.audio.backend import terminate
+
+            terminate()  # PortAudio lets go of JACK first, or its exit handler aborts
             server.stop()
 
 

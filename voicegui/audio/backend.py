@@ -28,6 +28,13 @@ def sounddevice() -> ModuleType:
     return _sd
 
 
+def terminate() -> None:
+    """Release PortAudio completely (before the audio server it talks to goes away)."""
+    if _sd is not None:
+        while _sd._initialized > 0:
+            _sd._terminate()
+
+
 def reinitialize() -> None:
     """Rescan devices (PortAudio only sees devices and servers present at init)."""
     sd = sounddevice()
