@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from tests.onnx.conftest import snr_db
-from tests.seedvc.conftest import assert_rel
+from tests.seedvc.conftest import STREAM, assert_rel
 from voicegui.engine.offline import run_blocks
 from voicegui.engine.processor import BlockProcessor
 from voicegui.settings import Settings, with_changes
@@ -60,16 +60,6 @@ def test_trimmed_vocoder_block(ort_fp32, torch_model, kit_inputs):
     ref = _block(torch_model, kit_inputs, 2, 0.0, vocoder_frames=frames)
     out = _block(ort_fp32, kit_inputs, 2, 0.0, vocoder_frames=frames)
     assert snr_db(out, ref) >= 60
-
-
-STREAM = {
-    "block_time": 0.1,
-    "crossfade_time": 0.02,
-    "extra_left_time": 0.5,
-    "extra_dit_left_time": 0.2,
-    "extra_right_time": 0.02,
-    "gate_threshold_db": -90.0,
-}
 
 
 def _stream(voice, x):

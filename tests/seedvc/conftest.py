@@ -21,6 +21,16 @@ DEFAULT_KIT = REPO.parent / "shared" / "fixtures" / "seedvc"
 DIT = "dit_uvit_tat_xlsr_tiny_random.pth"
 CHECKPOINT_FILES = (DIT, "hift.pt", "campplus_cn_common.bin")
 
+# A small streaming geometry for the Seed-VC voice through the engine (fast on a CPU)
+STREAM = {
+    "block_time": 0.1,
+    "crossfade_time": 0.02,
+    "extra_left_time": 0.5,
+    "extra_dit_left_time": 0.2,
+    "extra_right_time": 0.02,
+    "gate_threshold_db": -90.0,
+}
+
 # A tiny random XLS-R with the real model's 1024-d output, so it fits the length regulator.
 TINY_XLSR = {
     "hidden_size": 1024,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.seedvc.conftest import DIT, assert_rel
+from tests.seedvc.conftest import DIT, STREAM, assert_rel
 from voicegui.engine.offline import run_blocks
 from voicegui.engine.processor import BlockProcessor
 from voicegui.engine.sola import Sola, best_offset
@@ -112,16 +112,6 @@ def streaming_voice(kit_checkpoints, tiny_xlsr, kit_inputs):
     voice = SeedVCVoice(model, vad=False)
     voice.prepare(kit_inputs["ref_wav_22k"][:22050], 22050)
     return voice
-
-
-STREAM = {
-    "block_time": 0.1,
-    "crossfade_time": 0.02,
-    "extra_left_time": 0.5,
-    "extra_dit_left_time": 0.2,
-    "extra_right_time": 0.02,
-    "gate_threshold_db": -90.0,
-}
 
 
 def test_streaming_voice_through_the_engine(streaming_voice, kit_inputs):

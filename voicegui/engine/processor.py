@@ -94,7 +94,8 @@ class BlockProcessor:
         self.voice_errors = 0
         self.last_error = ""
         self._source = "wet"
-        self.io_latency = (0.0, 0.0, 0.0)  # buffer, device in, device out: set by the live engine
+        self._io_latency = (0.0, 0.0, 0.0)  # buffer, device in, device out: set by the live engine
+        self._latency: LatencyBudget | None = None  # cached: it only changes with the geometry
         self._build(settings)
         voice.update(voice_params(settings.voice, settings.engine))
 
@@ -102,6 +103,7 @@ class BlockProcessor:
     def _build(self, s: Settings) -> None:
         g = geometry(s.engine, self.device_rate, self.voice_rate)
         self.geom = g
+        self._latency = None
         self.stateful = bool(getattr(self.voice, "stateful", False))
         self.in_rs = StreamResampler(self.device_rate, self.voice_rate, g.block_dev)
         self.out_rs = StreamResampler(self.voice_rate, self.device_rate, g.block)
@@ -145,6 +147,7 @@ class BlockProcessor:
         if any(getattr(new.engine, f) != getattr(old.engine, f) for f in framing):
             g_old = self.geom
             self.geom = geometry(new.engine, self.device_rate, self.voice_rate)
+            self._latency = None
             assert self.geom.block == g_old.block, "block changes need a restart"
             if self.framer is not None:
                 self.framer = self.framer.resized(self.geom.left, self.geom.right)
@@ -153,7 +156,21 @@ class BlockProcessor:
         self._apply_live(new)
 
     # ---- latency --------------------------------------------------------------------------
+    @property
+    def io_latency(self) -> tuple[float, float, float]:
+        return self._io_latency
+
+    @io_latency.setter
+    def io_latency(self, value: tuple[float, float, float]) -> None:
+        self._io_latency = value
+        self._latency = None
+
     def latency(self) -> LatencyBudget:
+        if self._latency is None:
+            self._latency = self._compute_latency()
+        return self._latency
+
+    def _compute_latency(self) -> LatencyBudget:
         g = self.geom
         if self.stateful:
             lookahead, sola = float(self.voice.lookahead()), 0.0

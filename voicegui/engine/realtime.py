@@ -268,23 +268,21 @@ class RealtimeEngine:
         if io is None:
             return
         snap = self.metrics.snapshot
-        xruns = io.counters.xruns + io.monitor_counters.xruns
-        if xruns != snap.xruns_in + snap.xruns_out:
+        c = io.counters
+        counters = {
+            "xruns_in": c.input_overflows + c.input_underflows,
+            "xruns_out": c.output_underflows + c.output_overflows + io.monitor_counters.xruns,
+            "underruns": sum(s.underrun_events for s in self.sinks),
+            "dropped_blocks": self.dropped_blocks,
+            "drift_corrections": sum(s.corrections for s in self.sinks),
+        }
+        if all(getattr(snap, k) == v for k, v in counters.items()):
+            return  # the common case: nothing to republish
+        if counters["xruns_in"] + counters["xruns_out"] != snap.xruns_in + snap.xruns_out:
             self.metrics.mark_event(Metrics.EVENT_XRUN)
-        if self.dropped_blocks != snap.dropped_blocks:
+        if counters["dropped_blocks"] != snap.dropped_blocks:
             self.metrics.mark_event(Metrics.EVENT_DROP)
-        self.metrics.snapshot = replace(
-            snap,
-            xruns_in=io.counters.input_overflows + io.counters.input_underflows,
-            xruns_out=(
-                io.counters.output_underflows
-                + io.counters.output_overflows
-                + io.monitor_counters.xruns
-            ),
-            underruns=sum(s.underrun_events for s in self.sinks),
-            dropped_blocks=self.dropped_blocks,
-            drift_corrections=sum(s.corrections for s in self.sinks),
-        )
+        self.metrics.snapshot = replace(snap, **counters)
 
 
 def _voice_identity(settings: Settings) -> tuple[str, str, str]:
