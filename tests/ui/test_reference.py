@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QApplication
 
 from tests.ui.conftest import pick_jack, start
 from voicegui import paths
-from voicegui.audio.meter import InputMeter
+from voicegui.audio.meter import InputMeter, levels
 from voicegui.audio.recorder import Player, Recorder
 from voicegui.engine.offline import read_audio
 from voicegui.settings import DeviceRef
@@ -179,13 +179,12 @@ def test_input_meter_runs_before_start_and_yields_to_the_engine(window, qtbot):
 
 def test_input_meter_measures_levels(jack_server):
     m = InputMeter(JACK_SYSTEM, 48000)
-    # the callback on a known block: -6 dBFS peak, RMS of a full-scale/2 square wave
-    block = np.full((256, 1), 0.5, np.float32)
+    # a known block: -6 dBFS peak, RMS of a full-scale/2 square wave
+    block = np.full(256, 0.5, np.float32)
     block[::2] = -0.5
-    m._callback(block, 256, None, None)
-    assert m.rms_db == pytest.approx(-6.02, abs=0.01) and m.peak_db == pytest.approx(
-        -6.02, abs=0.01
-    )
+    rms, peak = levels(block)
+    assert rms == pytest.approx(-6.02, abs=0.01) and peak == pytest.approx(-6.02, abs=0.01)
+    assert levels(block * 0.1)[0] == pytest.approx(-26.02, abs=0.01)  # 20 dB less is seen
     with m:
         assert m.active
         import time

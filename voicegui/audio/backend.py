@@ -56,3 +56,12 @@ def close_stream(stream) -> None:
         stream.close()
     except Exception:
         pass
+
+
+def rtmixer() -> ModuleType:
+    """rtmixer: C callbacks over PortAudio rings, on sounddevice's own PortAudio (so ASIO and
+    WASAPI settings apply). Imported after sounddevice so the ASIO switch is honoured."""
+    sounddevice()
+    import rtmixer as rt
+
+    return rt

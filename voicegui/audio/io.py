@@ -1,79 +1,163 @@
-"""Opens the PortAudio streams. Callbacks only move samples between rings and count problems.
+"""Opens the PortAudio streams with C callbacks: no Python runs on the device's thread.
 
-Callback contract (PortAudio thread): no allocation beyond numpy views, no logging, no locks held,
-no file access, no exception escapes, ``outdata`` is always filled completely (silence on underrun).
+rtmixer's callback (C, on sounddevice's own PortAudio) records the chosen input channel into a
+PortAudio ring and plays output rings; the engine thread (Python) reads and writes those rings.
+A Python callback would need the GIL, and whoever holds it (the GUI drawing, a thread the OS
+preempted for a busy game) makes the device late.
+
+rtmixer's caveat: when a ring runs empty (output) or full (input) in a callback, that callback
+plays or records what it can and then drops the action. The engine thread notices at its next
+block, counts it (underrun / overflow), primes the ring again and re-arms the action.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from voicegui.audio.backend import close_stream, sounddevice
+from voicegui.audio.backend import close_stream, rtmixer
 from voicegui.audio.devices import DeviceInfo, extra_settings
-from voicegui.audio.ringbuffer import RingBuffer
 from voicegui.settings import AudioSettings
 
-UNDERRUN_RAMP = 64  # samples of fade-out when the ring runs dry, so a gap does not click
+UNDERRUN_RAMP = 64  # samples of fade-in when the output resumes after running dry
+STATS_INTERVAL = 0.25  # s between reads of PortAudio's status-flag counters
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(1, int(n - 1).bit_length())
+
+
+class CaptureRing:
+    """Mono input recorded by the C callback; read by the engine thread."""
+
+    def __init__(self, capacity: int) -> None:
+        self.ring = rtmixer().RingBuffer(4, _pow2(capacity))
+        self.overflows = 0  # the ring ran full and the callback dropped the recording
+        self._stream: Any = None
+        self._channel = 1
+        self._action: Any = None
+
+    def arm(self, stream: Any, channel: int) -> None:
+        self._stream, self._channel = stream, channel
+        self._action = stream.record_ringbuffer(self.ring, channels=[channel + 1])
+
+    def check(self) -> None:
+        """Re-arm the recording if the callback dropped it (ring full: the engine fell behind)."""
+        if self._stream is not None and self._action not in self._stream.actions:
+            self.overflows += 1
+            self.ring.flush()
+            self._action = self._stream.record_ringbuffer(self.ring, channels=[self._channel + 1])
+
+    def available(self) -> int:
+        return self.ring.read_available
+
+    def read_into(self, out: np.ndarray) -> int:
+        return self.ring.readinto(out)
+
+    def skip(self, n: int) -> int:
+        return self.ring.advance_read_index(max(0, min(n, self.ring.read_available)))
 
 
 class OutputSink:
     """An output ring whose fill level (and so the latency) stays bounded.
 
-    The engine pushes converted blocks; the device callback pulls. ``prime`` fills the ring with
+    The engine pushes converted blocks; the C callback plays them. ``prime`` fills the ring with
     the silence that covers one block plus one callback plus a safety margin; in steady state the
-    lowest fill the callback sees is then a known ``floor``. Independent clocks drift, and stalls
-    (the device played silence, then the backlog arrives) leave extra audio queued; both would
-    make latency creep. So every ``window`` pushes the producer compares the lowest fill with the
-    floor and drops (or repeats) the difference inside the next blocks, crossfaded. Each
-    correction is counted.
+    fill just before a push is then a known ``floor``. Independent clocks drift, and stalls (the
+    device played silence, then the backlog arrives) leave extra audio queued; both would make
+    latency creep. So every ``window`` pushes the producer compares the lowest fill with the floor
+    and drops (or repeats) the difference inside the next blocks, crossfaded. Each correction is
+    counted.
+
+    The fill is read from the ring itself just before each push. When the ring shares the input's
+    clock, ``late`` (input that arrived after the block: callbacks that ran between the block being
+    ready and the engine noticing) is added back, so polling jitter is not mistaken for drift.
     """
 
-    def __init__(self, capacity: int) -> None:
-        self.ring = RingBuffer(capacity)
+    def __init__(self, capacity: int, channels: int = 1) -> None:
+        self.channels = channels
+        self.ring = rtmixer().RingBuffer(4 * channels, _pow2(capacity))
         self.target = self.floor = self.tolerance = 0
         self.window = 1
-        self.underrun_samples = 0
+        self.count_late = False
         self.underrun_events = 0
+        self.overflow_samples = 0
         self.corrections = 0
+        self.pushed = 0  # samples written, priming silence included (consumed = pushed - fill)
         self._pushes = 0
         self._correction = 0  # samples still to drop (> 0) or insert (< 0)
-        self._min_fill = _NO_FILL  # lowest fill seen by the callback since the producer looked
         self._window_min = _NO_FILL
-        self._ramp = np.linspace(1.0, 0.0, UNDERRUN_RAMP, dtype=np.float32)
+        self._stream: Any = None
+        self._action: Any = None
+        self._resume = False  # fade the next block in (the output ran dry before it)
+        self._ramp = np.linspace(0.0, 1.0, UNDERRUN_RAMP, dtype=np.float32)
 
-    # PortAudio thread
-    def pull(self, out: np.ndarray) -> None:
-        n = len(out)
-        got = self.ring.read_into(out)
-        if got < n:
-            r = min(got, UNDERRUN_RAMP)
-            if r:
-                out[got - r : got] *= self._ramp[UNDERRUN_RAMP - r :]
-            out[got:] = 0.0
-            self.underrun_samples += n - got
-            self.underrun_events += 1
-        fill = self.ring.available()
-        if fill < self._min_fill:
-            self._min_fill = fill
+    # ---- the player (the C callback in a live stream) ----------------------------------------
+    def attach(self, stream: Any) -> None:
+        """Play this ring on ``stream`` (rtmixer's Mixer API), mono copied to each channel.
 
-    # engine thread
-    def prime(self, target: int, floor: int, tolerance: int, window: int) -> None:
-        """Top the ring up to ``target`` samples of silence and start counting from here."""
+        Playback is armed by ``prime``: armed on an empty ring, the first callback would drop it.
+        """
+        self._stream = stream
+
+    def _arm(self) -> None:
+        if self._stream is not None:
+            self._action = self._stream.play_ringbuffer(
+                self.ring, channels=list(range(1, self.channels + 1))
+            )
+
+    def playing(self) -> bool:
+        """False once the callback found the ring empty and dropped the playback."""
+        return self._action is not None and self._action in self._stream.actions
+
+    def fill(self) -> int:
+        return self.ring.read_available
+
+    # ---- engine thread -----------------------------------------------------------------------
+    def prime(
+        self, target: int, floor: int, tolerance: int, window: int, count_late: bool = False
+    ) -> None:
+        """Top the ring up to ``target`` samples of silence and start counting from here.
+
+        ``count_late``: the ring shares its clock with the input (see ``fill_floor``).
+        """
         self.target, self.floor = target, floor
+        self.count_late = count_late
         self.tolerance, self.window = tolerance, max(1, window)
-        missing = target - self.ring.available()
-        if missing > 0:
-            self.ring.write(np.zeros(missing, dtype=np.float32))
-        self.underrun_samples = self.underrun_events = self._pushes = self._correction = 0
-        self._min_fill = self._window_min = _NO_FILL
+        self._top_up()
+        self._pushes = self._correction = 0
+        self._window_min = _NO_FILL
+        if not self.playing():
+            self._arm()
 
-    def push(self, block: np.ndarray) -> None:
+    def _top_up(self) -> None:
+        missing = self.target - self.ring.read_available
+        if missing > 0:
+            self._write(np.zeros(missing, dtype=np.float32))
+
+    def _write(self, mono: np.ndarray) -> None:
+        data = mono if self.channels == 1 else np.repeat(mono[:, None], self.channels, axis=1)
+        n = self.ring.write(data)
+        self.pushed += n
+        if n < len(mono):
+            self.overflow_samples += len(mono) - n
+
+    def push(self, block: np.ndarray, late: int = 0) -> None:
+        if self._stream is not None and not self.playing():
+            # the callback ran dry and stopped playing: count it, restore the latency the ring
+            # was primed for (silence), and play again with a short fade-in
+            self.underrun_events += 1
+            self.ring.flush()
+            self._top_up_before(len(block))
+            self._resume = True
+            self._arm()
+            self._window_min = _NO_FILL
         self._pushes += 1
-        low, self._min_fill = self._min_fill, _NO_FILL
+        low = self.ring.read_available + (max(0, late) if self.count_late else 0)
         self._window_min = min(self._window_min, low)
         if self._pushes % self.window == 0 and self._window_min != _NO_FILL:
             low, self._window_min = self._window_min, _NO_FILL
@@ -87,10 +171,37 @@ class OutputSink:
             n = max(-(len(block) // 2), min(len(block) // 2, self._correction))
             block = _shorten(block, n) if n > 0 else _lengthen(block, -n)
             self._correction -= n
-        self.ring.write(block)
+        if self._resume:
+            self._resume = False
+            block = block.copy()
+            r = min(UNDERRUN_RAMP, len(block))
+            block[:r] *= self._ramp[:r]
+        self._write(block)
+
+    def _top_up_before(self, block: int) -> None:
+        """After running dry: silence so that, with the next block, the fill is the target."""
+        missing = self.target - block - self.ring.read_available
+        if missing > 0:
+            self._write(np.zeros(missing, dtype=np.float32))
 
 
 _NO_FILL = 1 << 60
+
+
+def fill_floor(target: int, block: int, frames: int, shared_clock: bool) -> int:
+    """The steady-state value of the engine's fill measure (see ``OutputSink``) for a ring
+    primed with ``target`` samples.
+
+    Shared clock (one duplex callback records and plays the ring): every callback adds to the
+    input what it takes from the output, so "fill before the push + input that arrived after the
+    block" is exactly ``target - block``, however late the engine noticed the block.
+    A ring played by another stream (separate output device, monitor): the measure is the fill
+    just before the push, i.e. the lowest fill a callback saw; in steady state, with each block
+    pushed in time, that is ``target - block - frames + gcd(block, frames)``.
+    """
+    if shared_clock:
+        return target - block
+    return max(0, target - block - frames + math.gcd(block, frames))
 
 
 def _shorten(block: np.ndarray, n: int) -> np.ndarray:
@@ -130,11 +241,14 @@ def _lengthen(block: np.ndarray, n: int) -> np.ndarray:
 
 @dataclass
 class StreamCounters:
+    """PortAudio's status flags, summed over callbacks (read from the C callback's counters)."""
+
     input_overflows: int = 0
     input_underflows: int = 0
     output_underflows: int = 0
     output_overflows: int = 0
-    priming: int = 0
+    max_frames: int = 0
+    callbacks: int = 0
 
     @property
     def xruns(self) -> int:
@@ -144,6 +258,33 @@ class StreamCounters:
             + self.output_underflows
             + self.output_overflows
         )
+
+    def add(self, stats: Any) -> None:
+        self.input_overflows += stats.input_overflows
+        self.input_underflows += stats.input_underflows
+        self.output_underflows += stats.output_underflows
+        self.output_overflows += stats.output_overflows
+        self.callbacks += stats.blocks
+        if stats.blocks:
+            self.max_frames = max(self.max_frames, int(stats.max_blocksize))
+
+
+@dataclass
+class _StatsReader:
+    """Collects a stream's counters without blocking: ask the callback, pick the answer up later."""
+
+    stream: Any
+    counters: StreamCounters = field(default_factory=StreamCounters)
+    pending: Any = None
+
+    def poll(self) -> None:
+        if self.pending is not None:
+            if self.pending in self.stream.actions:
+                return  # the callback has not answered yet
+            self.counters.add(self.pending.stats)
+            self.pending = None
+        if self.stream.active:
+            self.pending = self.stream.fetch_and_reset_stats()
 
 
 class AudioIO:
@@ -156,140 +297,105 @@ class AudioIO:
         input_dev: DeviceInfo,
         output_dev: DeviceInfo,
         monitor_dev: DeviceInfo | None,
-        capture: RingBuffer,
-        sinks: list[OutputSink],
-        wake: Any,
+        capture_capacity: int,
+        sink_capacity: int,
         blocksize: int = 0,
     ) -> None:
         self.audio, self.rate = audio, rate
         self.input_dev, self.output_dev, self.monitor_dev = input_dev, output_dev, monitor_dev
-        self.capture, self.sinks, self.wake = capture, sinks, wake
         self.blocksize = blocksize
-        self.counters = StreamCounters()
-        self.monitor_counters = StreamCounters()
-        self.streams: list[Any] = []
         self.channel = min(audio.input_channel, max(0, input_dev.max_input_channels - 1))
-        self.failed: str | None = None  # set from the PortAudio thread when a stream aborts
-        self.max_frames = 0  # largest callback seen: the real period when blocksize is 0
+        self.out_channels = min(2, output_dev.max_output_channels)
+        self.capture = CaptureRing(capture_capacity)
+        self.sinks = [OutputSink(sink_capacity, self.out_channels)]
+        if monitor_dev is not None:
+            self.sinks.append(OutputSink(sink_capacity, min(2, monitor_dev.max_output_channels)))
+        self.streams: list[Any] = []
+        self._stats: list[_StatsReader] = []
+        self._monitor_stats: _StatsReader | None = None
+        self._stats_due = 0.0
+        self.failed: str | None = None  # set when a stream finishes by itself
 
-    # ---- callbacks (PortAudio thread) -------------------------------------------------------
-    def _count(self, status, counters: StreamCounters) -> None:
-        if status:
-            if status.input_overflow:
-                counters.input_overflows += 1
-            if status.input_underflow:
-                counters.input_underflows += 1
-            if status.output_underflow:
-                counters.output_underflows += 1
-            if status.output_overflow:
-                counters.output_overflows += 1
-            if status.priming_output:
-                counters.priming += 1
+    @property
+    def counters(self) -> StreamCounters:
+        """Input and main output streams' status flags, summed."""
+        total = StreamCounters()
+        for reader in self._stats:
+            c = reader.counters
+            total.input_overflows += c.input_overflows
+            total.input_underflows += c.input_underflows
+            total.output_underflows += c.output_underflows
+            total.output_overflows += c.output_overflows
+            total.callbacks += c.callbacks
+            total.max_frames = max(total.max_frames, c.max_frames)
+        return total
 
-    def _duplex(self, indata, outdata, frames, time_info, status) -> None:
-        try:
-            if frames > self.max_frames:
-                self.max_frames = frames
-            self._count(status, self.counters)
-            self.capture.write(indata[:, self.channel])
-            self.wake.set()
-            self.sinks[0].pull(outdata[:, 0])
-            for ch in range(1, outdata.shape[1]):
-                outdata[:, ch] = outdata[:, 0]
-        except Exception:  # never let an exception reach PortAudio
-            outdata.fill(0)
+    @property
+    def monitor_counters(self) -> StreamCounters:
+        return self._monitor_stats.counters if self._monitor_stats else StreamCounters()
 
-    def _input(self, indata, frames, time_info, status) -> None:
-        try:
-            self._count(status, self.counters)
-            self.capture.write(indata[:, self.channel])
-            self.wake.set()
-        except Exception:
-            pass
-
-    def _output(self, outdata, frames, time_info, status) -> None:
-        try:
-            if frames > self.max_frames:
-                self.max_frames = frames
-            self._count(status, self.counters)
-            self.sinks[0].pull(outdata[:, 0])
-            for ch in range(1, outdata.shape[1]):
-                outdata[:, ch] = outdata[:, 0]
-        except Exception:
-            outdata.fill(0)
-
-    def _monitor(self, outdata, frames, time_info, status) -> None:
-        try:
-            self._count(status, self.monitor_counters)
-            self.sinks[1].pull(outdata[:, 0])
-            for ch in range(1, outdata.shape[1]):
-                outdata[:, ch] = outdata[:, 0]
-        except Exception:
-            outdata.fill(0)
+    @property
+    def max_frames(self) -> int:
+        return self.counters.max_frames
 
     def _finished(self) -> None:
+        # PortAudio calls this once, when a stream ends; only a flag is set
         if self.failed is None:
             self.failed = "stream stopped"
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def open(self) -> None:
-        sd = sounddevice()
+        rt = rtmixer()
         a = self.audio
         in_ch = self.channel + 1
-        out_ch = min(2, self.output_dev.max_output_channels)
         common = dict(
             samplerate=self.rate,
-            dtype="float32",
             latency=_latency(a.latency),
             blocksize=self.blocksize,
+            finished_callback=self._finished,
         )
         try:
             if self.input_dev.hostapi == self.output_dev.hostapi:
-                self.streams.append(
-                    sd.Stream(
-                        device=(self.input_dev.index, self.output_dev.index),
-                        channels=(in_ch, out_ch),
-                        callback=self._duplex,
-                        finished_callback=self._finished,
-                        extra_settings=(
-                            extra_settings(self.input_dev, a),
-                            extra_settings(self.output_dev, a),
-                        ),
-                        **common,
-                    )
+                duplex = rt.MixerAndRecorder(
+                    device=(self.input_dev.index, self.output_dev.index),
+                    channels=(in_ch, self.out_channels),
+                    extra_settings=(
+                        extra_settings(self.input_dev, a),
+                        extra_settings(self.output_dev, a),
+                    ),
+                    **common,
                 )
+                self.streams.append(duplex)
+                recorder = player = duplex
             else:
-                self.streams.append(
-                    sd.InputStream(
-                        device=self.input_dev.index,
-                        channels=in_ch,
-                        callback=self._input,
-                        finished_callback=self._finished,
-                        extra_settings=extra_settings(self.input_dev, a),
-                        **common,
-                    )
+                recorder = rt.Recorder(
+                    device=self.input_dev.index,
+                    channels=in_ch,
+                    extra_settings=extra_settings(self.input_dev, a),
+                    **common,
                 )
-                self.streams.append(
-                    sd.OutputStream(
-                        device=self.output_dev.index,
-                        channels=out_ch,
-                        callback=self._output,
-                        finished_callback=self._finished,
-                        extra_settings=extra_settings(self.output_dev, a),
-                        **common,
-                    )
+                player = rt.Mixer(
+                    device=self.output_dev.index,
+                    channels=self.out_channels,
+                    extra_settings=extra_settings(self.output_dev, a),
+                    **common,
                 )
+                self.streams += [recorder, player]
+            self._stats = [_StatsReader(s) for s in self.streams]
             if self.monitor_dev is not None:
-                self.streams.append(
-                    sd.OutputStream(
-                        device=self.monitor_dev.index,
-                        channels=min(2, self.monitor_dev.max_output_channels),
-                        callback=self._monitor,
-                        finished_callback=self._finished,
-                        extra_settings=extra_settings(self.monitor_dev, a),
-                        **common,
-                    )
+                monitor = rt.Mixer(
+                    device=self.monitor_dev.index,
+                    channels=self.sinks[1].channels,
+                    extra_settings=extra_settings(self.monitor_dev, a),
+                    **common,
                 )
+                self.streams.append(monitor)
+                self._monitor_stats = _StatsReader(monitor)
+                self.sinks[1].attach(monitor)
+            # actions are queued before the streams start, so the first callbacks already
+            # record and play (the output rings are primed right after)
+            self.capture.arm(recorder, self.channel)
+            self.sinks[0].attach(player)
             for s in self.streams:
                 s.start()
         except Exception:
@@ -304,6 +410,17 @@ class AudioIO:
     def active(self) -> bool:
         return bool(self.streams) and all(s.active for s in self.streams)
 
+    def poll_stats(self, force: bool = False) -> None:
+        """Engine thread: fold the callbacks' status-flag counters in (a few times a second)."""
+        now = time.monotonic()
+        if not force and now < self._stats_due:
+            return
+        self._stats_due = now + STATS_INTERVAL
+        for reader in self._stats:
+            reader.poll()
+        if self._monitor_stats is not None:
+            self._monitor_stats.poll()
+
     def device_latency(self) -> tuple[float, float]:
         """(input, output) latency in seconds as PortAudio reports it for the open streams."""
         if not self.streams:
@@ -314,17 +431,22 @@ class AudioIO:
         return float(first.latency), float(self.streams[1].latency)
 
     def callback_frames(self, wait: float = 0.5) -> int:
-        """Largest output callback size (for sizing the output headroom).
+        """Largest callback size (for sizing the output headroom).
 
         With blocksize 0 the host decides (JACK uses its period), so watch the first callbacks.
         """
         if self.blocksize:
             return self.blocksize
         deadline = time.monotonic() + wait
-        while self.max_frames == 0 and time.monotonic() < deadline:
-            time.sleep(0.002)
+        while time.monotonic() < deadline:
+            self.poll_stats(force=True)
+            time.sleep(0.01)
+            if self.counters.callbacks >= 4:  # a few callbacks: some hosts start with a short one
+                break
+        self.poll_stats(force=True)
+        time.sleep(0.005)
+        self.poll_stats(force=True)
         if self.max_frames:
-            time.sleep(0.02)  # a few more callbacks: some hosts start with a short one
             return self.max_frames
         return max(64, round(self.device_latency()[1] * self.rate))
 

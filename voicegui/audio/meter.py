@@ -1,9 +1,8 @@
 """A live input level meter on the chosen microphone, used while the voice changer is stopped.
 
-The PortAudio callback only computes RMS and peak of the chosen channel and stores them in two
-float attributes (rebinding a float is atomic under the GIL); a reader (the GUI) polls them. The
-callback follows the contract in io.py: no allocation beyond numpy scalars, no logging, no locks,
-no exception escapes.
+rtmixer's C callback records the chosen channel into a ring (no Python on the device's thread);
+a reader (the audio host, polled by the GUI) computes RMS and peak of what arrived since it last
+looked.
 """
 
 from __future__ import annotations
@@ -12,7 +11,9 @@ import math
 import time
 from typing import Any
 
-from voicegui.audio.backend import close_stream, sounddevice
+import numpy as np
+
+from voicegui.audio.backend import close_stream, rtmixer, sounddevice
 from voicegui.audio.devices import DeviceInfo, find_device
 from voicegui.settings import DeviceRef
 
@@ -21,6 +22,14 @@ SILENCE_DB = -120.0
 
 def _db(value: float) -> float:
     return 20.0 * math.log10(value) if value > 1e-6 else SILENCE_DB
+
+
+def levels(x: np.ndarray) -> tuple[float, float]:
+    """(RMS, peak) of ``x`` in dBFS, floored at SILENCE_DB."""
+    if len(x) == 0:
+        return SILENCE_DB, SILENCE_DB
+    ms = float(x.dot(x)) / len(x)
+    return (10.0 * math.log10(ms) if ms > 1e-12 else SILENCE_DB), _db(float(np.max(np.abs(x))))
 
 
 class InputMeter:
@@ -38,31 +47,52 @@ class InputMeter:
         self.channel = int(channel)
         self.latency = latency
         self.device: DeviceInfo | None = None
-        self.rms_db = SILENCE_DB
-        self.peak_db = SILENCE_DB
-        self.callbacks = (
-            0  # how many callbacks ran: the GUI can tell a live stream from a stuck one
-        )
-        self.xruns = 0
-        self.last_update = 0.0  # time.monotonic() of the newest callback
+        self._rms_db = SILENCE_DB
+        self._peak_db = SILENCE_DB
+        self._reads = 0  # reads that found new audio: tells a live stream from a stuck one
+        self.last_update = 0.0  # time.monotonic() when audio last arrived
         self._stream: Any = None
         self._ch = 0
+        self._ring: Any = None
+        self._action: Any = None
+        self._buf = np.zeros(0, dtype=np.float32)
 
-    # ---- PortAudio thread --------------------------------------------------------------------
-    def _callback(self, indata, frames, time_info, status) -> None:
-        try:
-            if status:
-                self.xruns += 1
-            x = indata[:, self._ch]
-            if frames:
-                ms = float(x.dot(x)) / frames
-                peak = max(float(x.max()), -float(x.min()))
-                self.rms_db = 10.0 * math.log10(ms) if ms > 1e-12 else SILENCE_DB
-                self.peak_db = _db(peak)
-            self.callbacks += 1
-            self.last_update = time.monotonic()
-        except Exception:  # never let an exception reach PortAudio
-            pass
+    # ---- reader ------------------------------------------------------------------------------
+    def _drain(self) -> None:
+        """Take what the callback recorded since the last look and measure it."""
+        ring = self._ring
+        if ring is None:
+            return
+        n = ring.read_available
+        if n == 0:
+            return
+        if n > len(self._buf):
+            ring.advance_read_index(n - len(self._buf))  # only the newest audio counts
+            n = len(self._buf)
+        x = self._buf[:n]
+        ring.readinto(x)
+        self._rms_db, self._peak_db = levels(x)
+        self._reads += 1
+        self.last_update = time.monotonic()
+        if self._action not in self._stream.actions:  # ring ran full: take it again
+            ring.flush()
+            self._action = self._stream.record_ringbuffer(ring, channels=[self._ch + 1])
+
+    @property
+    def callbacks(self) -> int:
+        """How often new audio was found (grows while the stream delivers)."""
+        self._drain()
+        return self._reads
+
+    @property
+    def rms_db(self) -> float:
+        self._drain()
+        return self._rms_db
+
+    @property
+    def peak_db(self) -> float:
+        self._drain()
+        return self._peak_db
 
     # ---- lifecycle (any non-audio thread) ----------------------------------------------------
     def open(self) -> InputMeter:
@@ -80,14 +110,13 @@ class InputMeter:
             )
         except Exception:
             rate = int(dev.default_samplerate)  # the meter only needs some rate the device takes
-        stream = sd.InputStream(
-            device=dev.index,
-            channels=self._ch + 1,
-            samplerate=rate,
-            dtype="float32",
-            latency=self.latency,
-            callback=self._callback,
+        stream = rtmixer().Recorder(
+            device=dev.index, channels=self._ch + 1, samplerate=rate, latency=self.latency
         )
+        size = 1 << max(10, int(rate // 2 - 1).bit_length())  # about half a second
+        self._ring = rtmixer().RingBuffer(4, size)
+        self._buf = np.zeros(size, dtype=np.float32)
+        self._action = stream.record_ringbuffer(self._ring, channels=[self._ch + 1])
         try:
             stream.start()
         except Exception:
@@ -100,7 +129,8 @@ class InputMeter:
     def close(self) -> None:
         stream, self._stream = self._stream, None
         close_stream(stream)
-        self.rms_db = self.peak_db = SILENCE_DB
+        self._ring = None
+        self._rms_db = self._peak_db = SILENCE_DB
 
     @property
     def active(self) -> bool:
@@ -108,6 +138,7 @@ class InputMeter:
 
     def stale(self, seconds: float = 1.0) -> bool:
         """True when no callback arrived for ``seconds`` (device gone or stream stuck)."""
+        self._drain()
         return self.active and time.monotonic() - self.last_update > seconds
 
     def __enter__(self) -> InputMeter:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from voicegui import paths
-from voicegui.audio.backend import close_stream, sounddevice
+from voicegui.audio.backend import close_stream, rtmixer, sounddevice
 from voicegui.audio.devices import DeviceInfo, find_device
 from voicegui.settings import DeviceRef
 
@@ -65,32 +65,33 @@ class Recorder:
         self.channel = int(channel)
         self.sample_rate = int(sample_rate)
         self._buf = np.zeros(0, dtype=np.float32)
-        self._pos = 0
         self._ch = 0
-        self.peak = 0.0  # running peak of what was recorded so far
-        self.xruns = 0
+        self._peak_upto = 0
+        self._peak = 0.0
         self._stream: Any = None
+        self._action: Any = None
+        self._stopped_at: int | None = None
 
-    # ---- PortAudio thread --------------------------------------------------------------------
-    def _callback(self, indata, frames, time_info, status) -> None:
-        try:
-            if status:
-                self.xruns += 1
-            pos = self._pos
-            n = min(frames, len(self._buf) - pos)
-            if n > 0:
-                x = indata[:n, self._ch]
-                self._buf[pos : pos + n] = x
-                peak = max(float(x.max()), -float(x.min()))
-                if peak > self.peak:
-                    self.peak = peak
-                self._pos = pos + n
-        except Exception:
-            pass
+    @property
+    def _pos(self) -> int:
+        """Frames the C callback has recorded so far."""
+        if self._stopped_at is not None:
+            return self._stopped_at
+        return int(self._action.done_frames) if self._action is not None else 0
+
+    @property
+    def peak(self) -> float:
+        """Running peak of what was recorded so far."""
+        pos = self._pos
+        if pos > self._peak_upto:
+            chunk = self._buf[self._peak_upto : pos]
+            self._peak = max(self._peak, float(np.max(np.abs(chunk))))
+            self._peak_upto = pos
+        return self._peak
 
     # ---- control (GUI / any other thread) ----------------------------------------------------
     def start(self) -> Recorder:
-        sd = sounddevice()
+        sounddevice()
         try:
             dev = find_device(self.device_ref, "input")
         except LookupError as exc:
@@ -98,15 +99,13 @@ class Recorder:
         self._ch = min(self.channel, max(0, dev.max_input_channels - 1))
         self.sample_rate = _rate_for("input", dev, self.wanted_rate, self._ch + 1)
         self._buf = np.zeros(round(self.seconds * self.sample_rate), dtype=np.float32)
-        self._pos, self.peak = 0, 0.0
+        self._peak_upto, self._peak, self._stopped_at = 0, 0.0, None
         try:
-            stream = sd.InputStream(
-                device=dev.index,
-                channels=self._ch + 1,
-                samplerate=self.sample_rate,
-                dtype="float32",
-                callback=self._callback,
+            stream = rtmixer().Recorder(
+                device=dev.index, channels=self._ch + 1, samplerate=self.sample_rate
             )
+            # the C callback fills the buffer and stops taking audio when it is full
+            self._action = stream.record_buffer(self._buf, channels=[self._ch + 1])
             stream.start()
         except Exception as exc:
             raise RecorderError(f"cannot record from {dev.name}: {exc}") from exc
@@ -132,6 +131,8 @@ class Recorder:
     def stop(self) -> np.ndarray:
         """Close the stream; returns what was recorded (may be shorter when stopped early)."""
         stream, self._stream = self._stream, None
+        if stream is not None:
+            self._stopped_at = self._pos
         close_stream(stream)
         return self.audio
 
@@ -163,22 +164,15 @@ class Player:
         self.audio = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
         self.sample_rate = int(sample_rate)
         self.device_ref = device
-        self._pos = 0
         self._stream: Any = None
+        self._action: Any = None
 
-    def _callback(self, outdata, frames, time_info, status) -> None:
-        try:
-            pos = self._pos
-            n = max(0, min(frames, len(self.audio) - pos))
-            for ch in range(outdata.shape[1]):
-                outdata[:n, ch] = self.audio[pos : pos + n]
-            outdata[n:] = 0.0
-            self._pos = pos + n
-        except Exception:
-            outdata.fill(0)
+    @property
+    def _pos(self) -> int:
+        return int(self._action.done_frames) if self._action is not None else 0
 
     def start(self) -> Player:
-        sd = sounddevice()
+        sounddevice()
         try:
             dev = find_device(self.device_ref, "output")
         except LookupError as exc:
@@ -190,15 +184,11 @@ class Player:
 
             self.audio = soxr.resample(self.audio, self.sample_rate, rate).astype(np.float32)
             self.sample_rate = rate
-        self._pos = 0
+        self._action = None
         try:
-            stream = sd.OutputStream(
-                device=dev.index,
-                channels=channels,
-                samplerate=rate,
-                dtype="float32",
-                callback=self._callback,
-            )
+            stream = rtmixer().Mixer(device=dev.index, channels=channels, samplerate=rate)
+            self._frames = np.ascontiguousarray(np.repeat(self.audio[:, None], channels, axis=1))
+            self._action = stream.play_buffer(self._frames, channels=channels)
             stream.start()
         except Exception as exc:
             raise RecorderError(f"cannot play on {dev.name}: {exc}") from exc

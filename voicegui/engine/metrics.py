@@ -70,6 +70,7 @@ class MetricsSnapshot:
     voice: str = ""
     running: bool = False
     status: str = ""  # stopped reason, device loss, ...
+    priority: str = ""  # what the OS granted the block thread ("real-time priority: yes (...)")
 
     def as_dict(self) -> dict:
         out = {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "latency"}

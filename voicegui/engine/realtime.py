@@ -1,14 +1,14 @@
-"""RealtimeEngine: the dedicated audio thread, capture -> BlockProcessor -> playback rings.
+"""RealtimeEngine: the dedicated block thread, capture ring -> BlockProcessor -> output rings.
 
-The PortAudio callbacks only move samples; all conversion happens here, on one thread that never
-waits for the GUI. When the voice is slower than real time, whole input blocks are skipped (and
-counted) instead of queueing up, so the latency stays where it was computed.
+The device callbacks are C (see audio/io.py) and only move samples; all conversion happens here,
+on one thread that asks for real-time priority and never waits for the GUI. When the voice is
+slower than real time, whole input blocks are skipped (and counted) instead of queueing up, so the
+latency stays where it was computed.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable
@@ -17,18 +17,19 @@ from dataclasses import replace
 import numpy as np
 
 from voicegui.audio.devices import choose_sample_rate, find_device
-from voicegui.audio.io import AudioIO, OutputSink
-from voicegui.audio.ringbuffer import RingBuffer
+from voicegui.audio.io import AudioIO, OutputSink, fill_floor
 from voicegui.engine.metrics import Metrics, MetricsSnapshot
+from voicegui.engine.priority import Priority, request_realtime
 from voicegui.engine.processor import BlockProcessor
 from voicegui.settings import Settings, needs_restart
 from voicegui.voices.base import Voice
-from voicegui.voices.registry import create_voice
+from voicegui.voices.registry import VOICES, create_voice
 
 log = logging.getLogger(__name__)
 
 STOP_FADE = 0.01  # s of fade-out pushed before the streams close
 DRIFT_HEADROOM = 0.004  # s of extra buffer when input and output are different devices
+POLL_MIN, POLL_MAX = 0.0003, 0.002  # s the block thread sleeps while a block is incomplete
 
 
 class EngineError(RuntimeError):
@@ -55,7 +56,6 @@ class RealtimeEngine:
         self.sinks: list[OutputSink] = []
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
-        self._wake = threading.Event()
         self._primed = threading.Event()  # the output rings hold their start-up silence
         self.sample_rate = settings.audio.sample_rate
         self.rate_note: str | None = None
@@ -100,19 +100,17 @@ class RealtimeEngine:
             self._voice.prepare(*self._reference)
         self.proc = BlockProcessor(self._voice, s, rate, self.metrics)
         block = self.proc.block_dev
-        capture = RingBuffer(max(rate * 2, block * 8))
-        self.sinks = [OutputSink(rate * 2) for _ in range(2 if monitor_dev else 1)]
         self.io = AudioIO(
             s.audio,
             rate,
             input_dev,
             output_dev,
             monitor_dev,
-            capture,
-            self.sinks,
-            self._wake,
+            capture_capacity=max(rate * 2, block * 8),
+            sink_capacity=max(rate * 2, block * 4),
             blocksize=0,
         )
+        self.sinks = self.io.sinks
         try:
             self.io.open()
         except Exception as exc:
@@ -130,7 +128,6 @@ class RealtimeEngine:
     def stop(self, reason: str = "") -> None:
         if self._thread is not None:
             self._stop.set()
-            self._wake.set()
             self._thread.join(timeout=5.0)
             self._thread = None
         if self.io is not None:
@@ -197,12 +194,15 @@ class RealtimeEngine:
             margin += round(DRIFT_HEADROOM * rate)
         target = block + frames + margin
         window = max(1, round(0.5 * rate / block))
-        # lowest fill a callback sees in steady state when each block is ready in time
-        floor = max(0, target - block - frames + math.gcd(block, frames))
-        for sink in self.sinks:
+        tolerance = max(frames // 2, round(0.002 * rate))
+        duplex = len(self.io.streams) - (self.io.monitor_dev is not None) == 1
+        for i, sink in enumerate(self.sinks):
+            shared = duplex and i == 0
             sink.prime(
-                target, floor, tolerance=max(frames // 2, round(0.002 * rate)), window=window
+                target, fill_floor(target, block, frames, shared), tolerance, window, shared
             )
+        # the measure counts from here: input from before this moment is not part of any block
+        self.io.capture.skip(self.io.capture.available())
         dev_in, dev_out = self.io.device_latency()
         self.proc.io_latency = ((target - block) / rate, dev_in, dev_out)
 
@@ -210,52 +210,65 @@ class RealtimeEngine:
         proc, io = self.proc, self.io
         assert proc is not None and io is not None
         block = proc.block_dev
+        rate = self.sample_rate
         buf = np.zeros(block, dtype=np.float32)
-        fade = np.linspace(1.0, 0.0, max(1, round(STOP_FADE * self.sample_rate)), dtype=np.float32)
+        fade = np.linspace(1.0, 0.0, max(1, round(STOP_FADE * rate)), dtype=np.float32)
+        # a neural voice computes for most of each block on this thread: at real-time priority
+        # it would starve the desktop, so only light voices ask for it
+        info = VOICES.get(getattr(proc.voice, "name", ""))
+        if info is not None and info.neural:
+            priority = Priority(False, "a neural voice computes on this thread")
+        else:
+            priority = request_realtime(block / rate, 0.25 * block / rate)
+        log.info("block thread: %s", priority)
         self.metrics.publish(
             running=True,
             status="running",
             voice=getattr(proc.voice, "name", ""),
             provider=getattr(proc.voice, "provider", "CPU"),
+            priority=str(priority),
         )
         reason = ""
-        self._primed.wait(5.0)
-        # input captured while the streams were starting would sit in front of the first block
-        # as extra latency: start from the newest sample
-        io.capture.skip(io.capture.available())
+        self._primed.wait(5.0)  # priming also drops the input captured while starting
         try:
             while not self._stop.is_set():
-                self._wake.wait(0.2)
-                self._wake.clear()
-                if io.failed or not io.active():
-                    reason = "the audio device stopped or disappeared"
-                    break
+                have = io.capture.available()
+                if have < block:
+                    # the C callback fills the ring period by period; sleep about until the
+                    # block is complete (never long: stopping and device loss are noticed here)
+                    io.poll_stats()
+                    if io.failed or not io.active():
+                        reason = "the audio device stopped or disappeared"
+                        break
+                    time.sleep(min(POLL_MAX, max(POLL_MIN, (block - have) / rate)))
+                    continue
                 frames = max(1, io.max_frames)
-                while io.capture.available() >= block and not self._stop.is_set():
-                    # more than a block and a callback waiting: the voice fell behind real
-                    # time. Skip to the newest audio instead of letting the backlog grow.
-                    excess = io.capture.available() - block - frames
-                    if excess >= block:
-                        skipped = excess // block
-                        io.capture.skip(skipped * block)
-                        self.dropped_blocks += skipped
-                        proc.restart_voice_stream()
-                    io.capture.read_into(buf)
-                    if self.block_hook is not None:
-                        self.block_hook(buf)
-                    out = proc.process(buf)
-                    if self.output_hook is not None:
-                        self.output_hook(out)
-                    for sink in self.sinks:
-                        sink.push(out)
-                    self._publish_counters()
+                # more than a block and a callback waiting: the voice fell behind real time.
+                # Skip to the newest audio instead of letting the backlog grow.
+                excess = have - block - frames
+                if excess >= block:
+                    skipped = excess // block
+                    io.capture.skip(skipped * block)
+                    self.dropped_blocks += skipped
+                    proc.restart_voice_stream()
+                io.capture.check()
+                late = io.capture.available() - block  # samples that arrived after the block
+                io.capture.read_into(buf)
+                if self.block_hook is not None:
+                    self.block_hook(buf)
+                out = proc.process(buf)
+                if self.output_hook is not None:
+                    self.output_hook(out)
+                for sink in self.sinks:
+                    sink.push(out, late)
+                self._publish_counters()
             if not reason:
                 # fade out whatever is queued next so stopping does not click
                 tail = np.zeros(block, dtype=np.float32)
                 n = min(len(fade), block)
                 tail[:n] = proc.process(np.zeros(block, np.float32))[:n] * fade[:n]
                 for sink in self.sinks:
-                    sink.ring.write(tail)
+                    sink.push(tail)
         except Exception as exc:  # a bug in the engine must surface, not kill audio silently
             log.exception("audio thread failed")
             reason = f"engine error: {type(exc).__name__}: {exc}"
@@ -270,7 +283,7 @@ class RealtimeEngine:
         snap = self.metrics.snapshot
         c = io.counters
         counters = {
-            "xruns_in": c.input_overflows + c.input_underflows,
+            "xruns_in": c.input_overflows + c.input_underflows + io.capture.overflows,
             "xruns_out": c.output_underflows + c.output_overflows + io.monitor_counters.xruns,
             "underruns": sum(s.underrun_events for s in self.sinks),
             "dropped_blocks": self.dropped_blocks,

@@ -1,0 +1,128 @@
+"""Ask the OS for real-time scheduling of the calling thread (the engine's block thread).
+
+Linux: SCHED_FIFO directly (allowed by RLIMIT_RTPRIO or CAP_SYS_NICE), else through rtkit on the
+system bus, else a nice boost. Windows: MMCSS "Pro Audio". macOS: a time-constraint thread policy.
+Each returns what was granted and why, for the app to show; none raises.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass
+
+FIFO_PRIORITY = 70  # below JACK's own threads (usually 80+), above everything else
+RTKIT_PRIORITY = 20  # rtkit's usual ceiling
+NICE_BOOST = -11
+
+
+@dataclass(frozen=True)
+class Priority:
+    realtime: bool
+    how: str
+
+    def __str__(self) -> str:
+        return f"real-time priority: {'yes' if self.realtime else 'no'} ({self.how})"
+
+
+def request_realtime(period: float, compute: float) -> Priority:
+    """Raise the calling thread's priority; ``period``/``compute`` (s) describe its duty cycle."""
+    try:
+        if sys.platform.startswith("linux"):
+            return _linux()
+        if sys.platform == "win32":
+            return _windows()
+        if sys.platform == "darwin":
+            return _macos(period, compute)
+    except Exception as exc:  # never let scheduling stop the audio
+        return Priority(False, f"{type(exc).__name__}: {exc}")
+    return Priority(False, f"not supported on {sys.platform}")
+
+
+def _linux() -> Priority:
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(FIFO_PRIORITY))
+        return Priority(True, f"SCHED_FIFO {FIFO_PRIORITY}")
+    except PermissionError:
+        pass
+    why = "SCHED_FIFO not permitted (RLIMIT_RTPRIO is 0)"
+    rtkit = _rtkit()
+    if rtkit is not None:
+        return rtkit
+    tid = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, tid, NICE_BOOST)
+        return Priority(False, f"{why}; no rtkit; nice {NICE_BOOST} instead")
+    except PermissionError:
+        return Priority(False, f"{why}; no rtkit; normal priority")
+
+
+def _rtkit() -> Priority | None:
+    """rtkit grants SCHED_RR to a thread that limits its CPU time (RLIMIT_RTTIME)."""
+    busctl = shutil.which("busctl")
+    if busctl is None:
+        return None
+    try:
+        import resource
+
+        limit = 200_000  # us of real-time CPU without a blocking call before the kernel steps in
+        resource.setrlimit(resource.RLIMIT_RTTIME, (limit, limit))
+        tid = threading.get_native_id()
+        done = subprocess.run(
+            [busctl, "call", "--system", "org.freedesktop.RealtimeKit1",
+             "/org/freedesktop/RealtimeKit1", "org.freedesktop.RealtimeKit1",
+             "MakeThreadRealtime", "tu", str(tid), str(RTKIT_PRIORITY)],
+            capture_output=True, timeout=2.0, text=True,
+        )  # fmt: skip
+    except Exception:
+        return None
+    if done.returncode == 0:
+        return Priority(True, f"rtkit SCHED_RR {RTKIT_PRIORITY}")
+    return None
+
+
+def _windows() -> Priority:
+    avrt = ctypes.WinDLL("avrt")  # type: ignore[attr-defined]
+    task = ctypes.c_ulong(0)
+    avrt.AvSetMmThreadCharacteristicsW.restype = ctypes.c_void_p
+    handle = avrt.AvSetMmThreadCharacteristicsW("Pro Audio", ctypes.byref(task))
+    if handle:
+        return Priority(True, 'MMCSS "Pro Audio"')
+    return Priority(False, f"MMCSS refused (error {ctypes.GetLastError()})")  # type: ignore[attr-defined]
+
+
+def _macos(period: float, compute: float) -> Priority:
+    lib = ctypes.CDLL("/usr/lib/libSystem.dylib")
+
+    class Timebase(ctypes.Structure):
+        _fields_ = [("numer", ctypes.c_uint32), ("denom", ctypes.c_uint32)]
+
+    class TimeConstraint(ctypes.Structure):
+        _fields_ = [
+            ("period", ctypes.c_uint32),
+            ("computation", ctypes.c_uint32),
+            ("constraint", ctypes.c_uint32),
+            ("preemptible", ctypes.c_int),
+        ]
+
+    tb = Timebase()
+    lib.mach_timebase_info(ctypes.byref(tb))
+    ticks_per_s = 1e9 * tb.denom / tb.numer
+    policy = TimeConstraint(
+        int(period * ticks_per_s),
+        int(min(compute, period / 2) * ticks_per_s),
+        int(period * ticks_per_s),
+        1,
+    )
+    thread_time_constraint_policy, count = 2, 4
+    lib.mach_thread_self.restype = ctypes.c_uint32
+    err = lib.thread_policy_set(
+        lib.mach_thread_self(), thread_time_constraint_policy, ctypes.byref(policy), count
+    )
+    if err == 0:
+        return Priority(True, "time-constraint policy")
+    return Priority(False, f"time-constraint policy refused (kern_return {err})")
