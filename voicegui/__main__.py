@@ -4,4 +4,5 @@ import sys
 
 from voicegui.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # the audio host process imports this module again: do nothing then
+    sys.exit(main())

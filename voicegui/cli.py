@@ -165,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    import multiprocessing
+
+    multiprocessing.freeze_support()  # a frozen app starting its audio host process
     args = build_parser().parse_args(argv)
     if args.command is None:
         from voicegui.ui.app import run_app

@@ -7,38 +7,24 @@ counter (see the callback contract in io.py). Recordings are saved as WAV files 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from voicegui import paths
 from voicegui.audio.backend import close_stream, rtmixer, sounddevice
+from voicegui.audio.clips import (
+    SILENT_PEAK,
+    RecorderError,
+    new_reference_path,
+    references_dir,
+    save_clip,
+)
 from voicegui.audio.devices import DeviceInfo, find_device
 from voicegui.settings import DeviceRef
 
-SILENT_PEAK = 1e-4  # a recording whose peak stays below this (-80 dBFS) captured nothing useful
-
-
-class RecorderError(RuntimeError):
-    pass
-
-
-def references_dir() -> Path:
-    path = paths.data_dir() / "references"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def new_reference_path(stem: str = "reference") -> Path:
-    """A fresh, not yet existing file name in the references folder."""
-    base = time.strftime(f"{stem}-%Y%m%d-%H%M%S")
-    folder = references_dir()
-    path, n = folder / f"{base}.wav", 2
-    while path.exists():
-        path, n = folder / f"{base}-{n}.wav", n + 1
-    return path
+__all__ = ["Player", "Recorder", "RecorderError", "SILENT_PEAK", "new_reference_path",
+           "references_dir", "save_clip"]  # fmt: skip
 
 
 def _rate_for(kind: str, dev: DeviceInfo, wanted: int, channels: int) -> int:
@@ -146,15 +132,7 @@ class Recorder:
 
     def save(self, path: Path | None = None) -> Path:
         """Write the recording as a 16-bit WAV (readable everywhere); returns the path."""
-        import soundfile as sf
-
-        audio = self.audio
-        if len(audio) == 0:
-            raise RecorderError("nothing was recorded")
-        path = Path(path) if path is not None else new_reference_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        sf.write(str(path), audio, self.sample_rate, subtype="PCM_16")
-        return path
+        return save_clip(self.audio, self.sample_rate, path)
 
 
 class Player:

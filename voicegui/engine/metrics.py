@@ -135,7 +135,10 @@ class Metrics:
         return {name: arr[idx].copy() for name, arr in self._hist.items()}
 
     def compute_percentiles(self, last: int = HISTORY) -> dict[str, float]:
-        c = self.history(last)["compute_ms"]
+        return self.percentiles_of(self.history(last)["compute_ms"])
+
+    @staticmethod
+    def percentiles_of(c: np.ndarray) -> dict[str, float]:
         if len(c) == 0:
             return {}
         p50, p95, p99 = np.percentile(c, [50, 95, 99])

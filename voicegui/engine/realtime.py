@@ -60,6 +60,7 @@ class RealtimeEngine:
         self.sample_rate = settings.audio.sample_rate
         self.rate_note: str | None = None
         self.dropped_blocks = 0
+        self.stream_opens = 0  # how often the streams were opened (a restart opens them again)
         self.block_hook: Callable[[np.ndarray], None] | None = None  # sees each input block
         self.output_hook: Callable[[np.ndarray], None] | None = None  # may add to each output
 
@@ -113,6 +114,7 @@ class RealtimeEngine:
         self.sinks = self.io.sinks
         try:
             self.io.open()
+            self.stream_opens += 1
         except Exception as exc:
             self.io = None
             raise EngineError(f"cannot open the audio streams: {exc}") from exc

@@ -12,38 +12,19 @@ import signal
 import sys
 import time
 import traceback
-from logging.handlers import RotatingFileHandler
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, Qt, QTimer
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 
-from voicegui import __version__, paths
+from voicegui import __version__
+from voicegui.logs import setup_logging
 from voicegui.presets import AppState, PresetStore
 from voicegui.settings import DeviceRef, Settings, SettingsError
 
 log = logging.getLogger("voicegui")
-LOG_NAME = "voicegui.log"
 MAX_ERROR_DIALOGS = 3  # an exception storm must not bury the window under dialogs
-
-
-# ---- logging ---------------------------------------------------------------------------------
-def setup_logging(level: int = logging.INFO) -> Path:
-    """Rotating log file in paths.log_dir(); returns its path. Safe to call more than once."""
-    path = paths.log_dir() / LOG_NAME
-    root = logging.getLogger()
-    for h in root.handlers:
-        if isinstance(h, RotatingFileHandler) and Path(h.baseFilename) == path:
-            return path
-    handler = RotatingFileHandler(path, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)-7s %(threadName)s %(name)s: %(message)s")
-    )
-    root.addHandler(handler)
-    if root.level == logging.NOTSET or root.level > level:
-        root.setLevel(level)
-    return path
 
 
 # ---- unhandled exceptions --------------------------------------------------------------------

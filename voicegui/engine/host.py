@@ -1,0 +1,345 @@
+"""The audio host process: owns PortAudio, the streams, the input meter, reference recording and
+the voices (torch and onnxruntime load here, never in the window's process).
+
+The window (engine/client.py) sends commands over a pipe: ``(id, method, args)``, answered by
+``(id, ok, result)``; events (errors, device loss, load progress) go the other way as
+``("event", kind, message)``. Metrics go through shared memory (engine/metrics_board.py), published
+~30 times a second by a thread of their own, so neither side waits for the other.
+
+When the window's end of the pipe closes (the window quit or was killed), the host stops the
+streams, releases PortAudio (its JACK ports go with it) and exits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from voicegui.engine.metrics import Metrics
+from voicegui.engine.metrics_board import MetricsBoard
+from voicegui.settings import AudioSettings, DeviceRef, Settings, VoiceSettings
+
+log = logging.getLogger("voicegui.host")
+
+PUBLISH_HZ = 30
+PARENT_CHECK = 0.5  # s between checks that the window is still there
+THREADED = {"build_voice", "probe_devices"}  # slow: answered from a worker thread
+
+
+class HostService:
+    def __init__(self, conn: Any, board: MetricsBoard) -> None:
+        self.conn, self.board = conn, board
+        self._send_lock = threading.Lock()
+        self._lock = threading.RLock()  # engine, voices, meter, recorder: one command at a time
+        self.engine: Any = None
+        self.voices: dict[int, Any] = {}
+        self._next_voice = 1
+        self.meter: Any = None
+        self.recorder: Any = None
+        self.player: Any = None
+        self.idle_metrics = Metrics()
+        self._stop = threading.Event()
+        self._parent = os.getppid()
+
+    # ---- plumbing ----------------------------------------------------------------------------
+    def _send(self, msg: tuple) -> None:
+        with self._send_lock:
+            try:
+                self.conn.send(msg)
+            except (OSError, EOFError, ValueError):
+                self._stop.set()  # the window is gone
+
+    def event(self, kind: str, message: str) -> None:
+        if kind == "error":
+            self.publish()  # the window reads "stopped" and the reason along with the event
+        self._send(("event", kind, message))
+
+    def _publish_loop(self) -> None:
+        while not self._stop.wait(1.0 / PUBLISH_HZ):
+            self.publish()
+
+    def publish(self) -> None:
+        eng = self.engine
+        try:
+            self.board.publish(eng.metrics if eng is not None else self.idle_metrics)
+        except Exception:
+            log.exception("publishing metrics failed")
+
+    def _handle(self, msg_id: int, method: str, args: tuple) -> None:
+        try:
+            result = getattr(self, "do_" + method)(*args)
+        except Exception as exc:
+            log.info("%s failed: %s: %s", method, type(exc).__name__, exc)
+            self._send((msg_id, False, (type(exc).__name__, str(exc))))
+        else:
+            self._send((msg_id, True, result))
+
+    def run(self) -> None:
+        threading.Thread(target=self._publish_loop, name="voicegui-metrics", daemon=True).start()
+        while not self._stop.is_set():
+            try:
+                if not self.conn.poll(PARENT_CHECK):
+                    if os.getppid() != self._parent:  # the window died and we were re-parented
+                        break
+                    continue
+                msg = self.conn.recv()
+            except (EOFError, OSError):
+                break  # the window is gone
+            if msg is None:
+                break  # asked to quit
+            msg_id, method, args = msg
+            if method in THREADED:
+                threading.Thread(
+                    target=self._handle, args=(msg_id, method, args), daemon=True
+                ).start()
+            else:
+                with self._lock:
+                    self._handle(msg_id, method, args)
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        with self._lock:
+            for closer in (self.do_engine_stop, self.do_meter_close, self.do_recorder_stop,
+                           self.do_player_stop):  # fmt: skip
+                try:
+                    closer()
+                except Exception:
+                    log.exception("closing failed")
+            for voice in self.voices.values():
+                with contextlib.suppress(Exception):
+                    voice.close()
+            self.voices.clear()
+        try:
+            from voicegui.audio.backend import terminate
+
+            terminate()  # PortAudio lets go of its JACK client (ports) here
+        except Exception:
+            pass
+        self.board.close()
+
+    # ---- devices -----------------------------------------------------------------------------
+    def do_ping(self) -> int:
+        return os.getpid()
+
+    def do_devices(self) -> tuple[list[str], list[Any]]:
+        from voicegui.audio.devices import hostapi_names, list_devices
+
+        return hostapi_names(), list_devices()
+
+    def do_rescan(self) -> tuple[list[str], list[Any]]:
+        from voicegui.audio.backend import reinitialize
+
+        if self.engine is not None:
+            raise RuntimeError("stop the voice changer before rescanning devices")
+        self.do_meter_close()
+        reinitialize()
+        return self.do_devices()
+
+    def do_missing_devices(self, audio: AudioSettings) -> list[str]:
+        from voicegui.audio.devices import missing_devices
+
+        return missing_devices(audio)
+
+    # ---- voices ------------------------------------------------------------------------------
+    def _register(self, voice: Any) -> dict:
+        with self._lock:
+            vid = self._next_voice
+            self._next_voice += 1
+            self.voices[vid] = voice
+        return _voice_info(vid, voice)
+
+    def do_create_voice(self, settings: VoiceSettings) -> dict:
+        from voicegui.voices.registry import create_voice
+
+        return self._register(create_voice(settings))
+
+    def do_build_voice(
+        self,
+        settings: VoiceSettings,
+        reference: tuple[np.ndarray, int] | None,
+        reuse: int | None,
+        needs_reference: bool,
+    ) -> dict:
+        """Build a voice (or take one already here) and prepare it with the reference clip."""
+        from voicegui.voices.base import VoiceError
+        from voicegui.voices.registry import create_voice
+
+        voice = self.voices.get(reuse) if reuse is not None else None
+        fresh = voice is None
+        if fresh:
+
+            def progress(stage: str, i: int, n: int) -> None:
+                self.event("progress", f"{stage} ({i}/{n})" if n else stage)
+
+            voice = create_voice(replace(settings, reference=""), progress=progress)
+        try:
+            if reference is not None:
+                voice.prepare(*reference)
+            elif needs_reference:
+                raise VoiceError(f"{settings.voice} needs a reference clip")
+        except BaseException:
+            if fresh:
+                voice.close()
+            raise
+        info = self._register(voice) if fresh else _voice_info(reuse or 0, voice)
+        info["compute_devices"] = self.do_probe_devices()
+        return info
+
+    def do_close_voice(self, vid: int) -> None:
+        voice = self.voices.pop(vid, None)
+        if voice is not None and (self.engine is None or self.engine.voice is not voice):
+            voice.close()
+
+    def do_probe_devices(self) -> tuple[str, ...]:
+        from voicegui.voices.compute_devices import probe_devices
+
+        return probe_devices()
+
+    # ---- the engine --------------------------------------------------------------------------
+    def _engine_info(self) -> dict:
+        eng = self.engine
+        if eng is None:
+            return {"running": False}
+        io = eng.io
+        return {
+            "running": eng.running,
+            "sample_rate": eng.sample_rate,
+            "rate_note": eng.rate_note,
+            "stream_opens": eng.stream_opens,
+            "streams": len(io.streams) if io is not None else 0,
+            "input": io.input_dev if io is not None else None,
+            "output": io.output_dev if io is not None else None,
+        }
+
+    def do_engine_start(self, settings: Settings, vid: int) -> dict:
+        from voicegui.engine.realtime import RealtimeEngine
+
+        self.do_engine_stop()
+        self.do_meter_close()  # the engine takes the microphone
+        eng = RealtimeEngine(settings, self.voices[vid], reference=None, on_event=self.event)
+        eng.start()
+        self.engine = eng
+        self.publish()  # the window sees "running" as soon as it hears back
+        return self._engine_info()
+
+    def do_engine_update(self, settings: Settings) -> tuple[bool, dict]:
+        eng = self.engine
+        if eng is None:
+            raise RuntimeError("the engine is not running")
+        restarted = eng.update(settings)
+        self.publish()
+        return restarted, self._engine_info()
+
+    def do_engine_set_voice(self, vid: int) -> dict:
+        eng = self.engine
+        if eng is None:
+            raise RuntimeError("the engine is not running")
+        eng.set_voice(self.voices[vid], None)
+        self.publish()
+        return self._engine_info()
+
+    def do_engine_stop(self, reason: str = "stopped") -> None:
+        eng, self.engine = self.engine, None
+        if eng is not None:
+            eng.stop(reason)
+            self.idle_metrics = eng.metrics  # the graph keeps the last run's picture
+            self.publish()
+
+    def do_engine_info(self) -> dict:
+        return self._engine_info()
+
+    # ---- input meter -------------------------------------------------------------------------
+    def do_meter_open(self, device: DeviceRef, rate: int, channel: int) -> Any:
+        from voicegui.audio.meter import InputMeter
+
+        self.do_meter_close()
+        self.meter = InputMeter(device, rate, channel).open()
+        return self.meter.device
+
+    def do_meter_state(self, stale_after: float = 2.0) -> dict:
+        m = self.meter
+        if m is None:
+            return {"active": False, "stale": False, "rms_db": -120.0, "peak_db": -120.0,
+                    "callbacks": 0}  # fmt: skip
+        return {"active": m.active, "stale": m.stale(stale_after), "rms_db": m.rms_db,
+                "peak_db": m.peak_db, "callbacks": m.callbacks}  # fmt: skip
+
+    def do_meter_close(self) -> None:
+        meter, self.meter = self.meter, None
+        if meter is not None:
+            meter.close()
+
+    # ---- reference recording and playback ----------------------------------------------------
+    def do_recorder_start(self, device: DeviceRef, seconds: float, rate: int, channel: int) -> int:
+        from voicegui.audio.recorder import Recorder
+
+        self.do_recorder_stop()
+        self.recorder = Recorder(device, seconds, rate, channel).start()
+        return self.recorder.sample_rate
+
+    def do_recorder_state(self) -> dict:
+        r = self.recorder
+        if r is None:
+            return {"frames": 0, "progress": 0.0, "finished": False, "recording": False,
+                    "peak": 0.0}  # fmt: skip
+        return {"frames": r.frames, "progress": r.progress, "finished": r.finished,
+                "recording": r.recording, "peak": r.peak}  # fmt: skip
+
+    def do_recorder_stop(self) -> np.ndarray:
+        r = self.recorder
+        if r is None:
+            return np.zeros(0, dtype=np.float32)
+        audio = r.stop()
+        return audio
+
+    def do_player_start(self, audio: np.ndarray, rate: int, device: DeviceRef) -> None:
+        from voicegui.audio.recorder import Player
+
+        self.do_player_stop()
+        self.player = Player(audio, rate, device).start()
+
+    def do_player_state(self) -> dict:
+        p = self.player
+        if p is None:
+            return {"progress": 1.0, "finished": True}
+        return {"progress": p.progress, "finished": p.finished}
+
+    def do_player_stop(self) -> None:
+        player, self.player = self.player, None
+        if player is not None:
+            player.stop()
+
+
+def _voice_info(vid: int, voice: Any) -> dict:
+    return {
+        "id": vid,
+        "name": getattr(voice, "name", ""),
+        "provider": str(getattr(voice, "provider", "CPU")),
+        "warnings": list(getattr(voice, "warnings", None) or []),
+    }
+
+
+def serve(conn: Any, board_name: str) -> None:
+    """Entry point of the audio host process."""
+    from voicegui.logs import setup_process_logging
+
+    setup_process_logging("audio-host")
+    t0 = time.perf_counter()
+    board = MetricsBoard(board_name)
+    service = HostService(conn, board)
+    log.info("audio host %d ready in %.0f ms", os.getpid(), (time.perf_counter() - t0) * 1e3)
+    try:
+        service.run()
+    finally:
+        log.info("audio host %d exits", os.getpid())
+        logging.shutdown()
+        # worker threads of a neural library may still run: leave without waiting for them
+        os._exit(0)
