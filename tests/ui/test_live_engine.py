@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 from PySide6.QtCore import Qt
 
@@ -16,7 +14,8 @@ pytestmark = pytest.mark.jack
 
 
 def live_value(engine, part: str, name: str):
-    return getattr(getattr(engine.proc.settings, part), name)
+    """What the block thread in the audio host applies now."""
+    return getattr(getattr(engine.live_settings(), part), name)
 
 
 def target_index(control) -> int:
@@ -33,7 +32,7 @@ def target_index(control) -> int:
 def move_and_check(window, qtbot, control) -> None:
     c = window.controller
     eng = c.engine
-    streams = list(eng.io.streams)
+    opens = eng.stream_opens
     restarts = c.restarts
     control.slider.setValue(target_index(control))  # what dragging the handle ends with
     value = control.value()
@@ -41,7 +40,7 @@ def move_and_check(window, qtbot, control) -> None:
     qtbot.waitUntil(lambda: live_value(eng, control.part, control.name) == value, timeout=3000)
     # applied between blocks, without touching the streams
     assert c.engine is eng and eng.running
-    assert all(a is b for a, b in zip(eng.io.streams, streams, strict=True))
+    assert eng.stream_opens == opens
     assert c.restarts == restarts
 
 
@@ -53,7 +52,8 @@ def test_pick_devices_start_stop(window, qtbot):
     assert window.start_button.text() == "Stop"
     assert c.meter is None  # the engine owns the microphone while running
     eng = c.engine
-    assert eng.io.input_dev.hostapi == JACK and eng.io.input_dev.name == "system"
+    dev = eng.refresh()["input"]
+    assert dev.hostapi == JACK and dev.name == "system"
     # the ~30 Hz poll feeds the graph and readouts
     qtbot.waitUntil(lambda: window.graph.frames > 3, timeout=3000)
     assert "ms" in window.readouts.values["latency"].text()
@@ -98,7 +98,7 @@ def test_every_live_slider_applies_without_restart(window, qtbot):
     eng = window.controller.engine
     spin = controls.control("engine", "output_gain_db").spin
     spin.setValue(-3.5)
-    qtbot.waitUntil(lambda: eng.proc.settings.engine.output_gain_db == -3.5, timeout=3000)
+    qtbot.waitUntil(lambda: live_value(eng, "engine", "output_gain_db") == -3.5, timeout=3000)
     assert window.controller.engine is eng
 
 
@@ -107,23 +107,23 @@ def test_block_size_and_rate_restart_the_streams(window, qtbot):
     c = window.controller
     start(window, qtbot)
     eng = c.engine
-    streams = list(eng.io.streams)
+    opens = eng.stream_opens
     block = window.controls.control("engine", "block_time")
     assert block.spec.restart and "restarts the audio streams" in block.slider.toolTip()
     block.spin.setValue(40.0)  # ms
     assert c.settings.engine.block_time == pytest.approx(0.04)
     assert c.restarts == 1
     assert RESTARTED in window.statusBar().currentMessage()
-    assert eng.running and not any(s is t for s in eng.io.streams for t in streams)
-    assert eng.proc.block_dev == round(0.04 * eng.sample_rate)
+    assert eng.running and eng.stream_opens == opens + 1
+    assert eng.refresh()["block_dev"] == round(0.04 * eng.sample_rate)
     qtbot.waitUntil(lambda: eng.snapshot().blocks > 3, timeout=3000)
 
-    streams = list(eng.io.streams)
+    opens = eng.stream_opens
     rate = window.devices.rate
     rate.setCurrentIndex(rate.findData(44100))
     assert c.settings.audio.sample_rate == 44100
     assert c.restarts == 2
-    assert not any(s is t for s in eng.io.streams for t in streams)
+    assert eng.stream_opens == opens + 1
     # JACK runs at 48 kHz: the engine falls back and says so in a banner
     assert eng.sample_rate == 48000
     qtbot.waitUntil(lambda: any("44100" in t for t in window.banners.texts()), timeout=3000)
@@ -142,15 +142,15 @@ def test_bypass_and_shortcuts(window, qtbot):
     qtbot.keyClick(window.graph, Qt.Key.Key_Space)  # Space = start
     qtbot.waitUntil(lambda: c.running, timeout=3000)
     eng = c.engine
-    streams = list(eng.io.streams)
+    opens = eng.stream_opens
     assert "(B)" in window.bypass_button.toolTip() and "(Space)" in window.start_button.toolTip()
     qtbot.keyClick(window.graph, Qt.Key.Key_B)
     assert c.settings.engine.bypass and window.bypass_button.isChecked()
-    qtbot.waitUntil(lambda: eng.proc.settings.engine.bypass, timeout=3000)
+    qtbot.waitUntil(lambda: live_value(eng, "engine", "bypass"), timeout=3000)
     assert "BYPASS" in window.state_label.text()
     window.bypass_button.click()  # the button does the same
-    qtbot.waitUntil(lambda: not eng.proc.settings.engine.bypass, timeout=3000)
-    assert all(a is b for a, b in zip(eng.io.streams, streams, strict=True))
+    qtbot.waitUntil(lambda: not live_value(eng, "engine", "bypass"), timeout=3000)
+    assert eng.stream_opens == opens
     # Space on a focused button presses that button instead of stopping the engine
     window.bypass_button.setFocus()
     qtbot.keyClick(window.bypass_button, Qt.Key.Key_Space)
@@ -166,9 +166,9 @@ def test_device_loss_stops_cleanly_and_offers_restart(window, qtbot):
     c = window.controller
     start(window, qtbot)
     eng = c.engine
-    eng.io.streams[0].abort()  # the device goes away under the engine
+    eng.host.call("debug_abort_streams")  # the device goes away under the engine
     qtbot.waitUntil(lambda: not c.running, timeout=3000)
-    assert not eng.running and eng.io is None
+    assert not eng.running and not eng.refresh()["running"]
     texts = window.banners.texts()
     assert any("the audio device stopped or disappeared" in t for t in texts), texts
     banner = next(b for b in window.banners.banners() if b.key == "engine")
@@ -183,9 +183,8 @@ def test_engine_events_from_the_audio_thread_become_banners(window, qtbot):
     pick_jack(window, qtbot)
     start(window, qtbot)
     eng = window.controller.engine
-    t = threading.Thread(target=eng.on_event, args=("warning", "voice is warming up"))
-    t.start()
-    t.join()
+    # sent from a thread of the audio host, through the pipe, to a banner on the GUI thread
+    eng.host.call("debug_event", "warning", "voice is warming up")
     qtbot.waitUntil(lambda: "voice is warming up" in window.banners.texts(), timeout=2000)
     assert window.controller.running  # a warning does not stop anything
 

@@ -9,15 +9,12 @@ from __future__ import annotations
 import threading
 import time
 
-import numpy as np
 import pytest
 import soundfile as sf
 from PySide6.QtCore import QObject, Qt, QTimer
 
 from tests.ui.conftest import SEEDVC_FILES, import_seedvc, pick_jack, start
 from voicegui import modelhub
-from voicegui.voices.base import VoiceError
-from voicegui.voices.passthrough import PassthroughVoice
 
 pytestmark = pytest.mark.jack
 
@@ -75,19 +72,6 @@ class GapMeter(QObject):
         self.timer.stop()
         self._tick()  # the time since the last tick counts too
         return self.longest
-
-
-def speech_feeder(speech: np.ndarray):
-    """An engine block hook that replaces the (silent) JACK input with looping speech."""
-    pos = [0]
-
-    def hook(buf: np.ndarray) -> None:
-        n = len(buf)
-        idx = (pos[0] + np.arange(n)) % len(speech)
-        buf[:] = speech[idx] * 0.5
-        pos[0] = (pos[0] + n) % len(speech)
-
-    return hook
 
 
 # ---- built-in voice: no backend/device ---------------------------------------------------------
@@ -231,34 +215,28 @@ def test_cancelling_a_download_stops_waiting(window, qtbot, monkeypatch):
 
 
 # ---- background loading ------------------------------------------------------------------------
-class FakeNeuralVoice(PassthroughVoice):
-    """Stands in for a Seed-VC voice built by another backend: slow to prepare, with warnings."""
+@pytest.fixture
+def fake_neural_window(app, qtbot, jack_server):
+    """The window with an audio host whose Seed-VC is a stand-in (tests/ui/fake_host.py)."""
+    from tests.ui.fake_host import SERVICE
+    from voicegui.engine.client import AudioHost
+    from voicegui.ui.app import create_window
 
-    name = "seedvc"
-    provider = "CPU (onnxruntime, fp32)"
-    warnings = ["CUDA was requested but onnxruntime could not load it; running on CPU"]
-
-    def prepare(self, reference, sr):
-        if reference is None:
-            raise VoiceError("Seed-VC needs a reference clip of the target voice")
-        time.sleep(0.3)
+    w = create_window(host=AudioHost(service=SERVICE))
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitExposed(w)
+    yield w
+    w.controller.shutdown()
+    w.close()
 
 
 def test_failed_neural_load_keeps_the_previous_voice_and_says_why(
-    window, qtbot, monkeypatch, speech_file
+    fake_neural_window, qtbot, monkeypatch, speech_file
 ):
     from voicegui.ui import controller as ctl
 
-    real = ctl.create_voice
-
-    def create(settings):
-        if settings.voice != "seedvc":
-            return real(settings)
-        if settings.backend == "onnx":
-            raise ImportError("No module named 'onnxruntime'")
-        return FakeNeuralVoice()
-
-    monkeypatch.setattr(ctl, "create_voice", create)
+    window = fake_neural_window
     monkeypatch.setattr(ctl, "voice_available", lambda name: (True, ""))
     pick_jack(window, qtbot)
     c = window.controller
@@ -353,7 +331,7 @@ def test_seedvc_loads_in_the_background_then_runs_on_jack(
     # swapped in: the engine runs Seed-VC on the CPU; feed it speech instead of JACK's silence
     assert c.running and eng.voice.name == "seedvc" and eng.running
     assert "CPU" in window.voice.provider.text()
-    eng.block_hook = speech_feeder(speech_48k)
+    eng.test_signal(speech_48k * 0.5)  # speech instead of JACK's silent input
     voiced = set()  # blocks the voice converted to audible output
 
     def on_metrics(snap) -> None:

@@ -50,9 +50,10 @@ class HostGone(HostError):
     """The audio host is not running (it crashed, was killed, or was never started)."""
 
 
-def _host_main(conn: Any, board_name: str) -> None:
+def _host_main(conn: Any, board_name: str, service: str | None) -> None:
     # runs in the child process: the window's process never imports the host module
-    importlib.import_module(HOST_MODULE).serve(conn, board_name)
+    host = importlib.import_module(HOST_MODULE)
+    host.serve(conn, board_name, service or host.SERVICE)
 
 
 def describe_exit(code: int | None) -> str:
@@ -77,8 +78,11 @@ class _Pending:
 class AudioHost:
     """One audio host process at a time; ``start`` again after it died gives a fresh one."""
 
-    def __init__(self, on_event: Callable[[str, str], None] | None = None) -> None:
+    def __init__(
+        self, on_event: Callable[[str, str], None] | None = None, service: str | None = None
+    ) -> None:
         self.on_event = on_event or (lambda kind, message: None)
+        self.service = service  # "module:Class" serving the host (None: the product's)
         self.board = MetricsBoard(create=True)
         self.metrics = MetricsView(self.board)
         self._proc: Any = None
@@ -108,7 +112,8 @@ class AudioHost:
         ctx = multiprocessing.get_context("spawn")
         ours, theirs = ctx.Pipe(duplex=True)
         proc = ctx.Process(
-            target=_host_main, args=(theirs, self.board.name), name="voicegui-audio-host",
+            target=_host_main, args=(theirs, self.board.name, self.service),
+            name="voicegui-audio-host",
             daemon=True,
         )  # fmt: skip
         proc.start()
@@ -210,7 +215,8 @@ class AudioHost:
             self.on_event(HOST_DIED, self._gone_message())
 
     # ---- what the window asks for ------------------------------------------------------------
-    def devices(self, rescan: bool = False) -> tuple[list[str], list[Any]]:
+    def devices(self, rescan: bool = False) -> tuple[list[str], list[Any], str]:
+        """(host API names, devices, the default input's host API), as PortAudio sees them."""
         return self.call("rescan" if rescan else "devices", timeout=START_TIMEOUT)
 
     def missing_devices(self, audio: Any) -> list[str]:
@@ -287,10 +293,23 @@ class RemoteEngine:
         if info.get("running") is not None and "sample_rate" in info:
             self.sample_rate, self.rate_note = info["sample_rate"], info["rate_note"]
 
+    def refresh(self) -> dict:
+        """The engine's state in the host now (streams, devices, the settings it applies)."""
+        self._apply(self.host.call("engine_info"))
+        return self.info
+
     @property
     def stream_opens(self) -> int:
         """How often the host opened the streams (a restart opens them again)."""
-        return int(self.info.get("stream_opens", 0))
+        return int(self.refresh().get("stream_opens", 0))
+
+    def live_settings(self) -> Settings | None:
+        """The settings the block thread applies now (changes land between blocks)."""
+        return self.refresh().get("live_settings")
+
+    def test_signal(self, audio: np.ndarray | None) -> None:
+        """Feed ``audio`` (looped) instead of the microphone; None: back to the microphone."""
+        self.host.call("engine_test_signal", audio)
 
     @property
     def voice(self) -> RemoteVoice:

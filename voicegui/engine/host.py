@@ -129,12 +129,17 @@ class HostService:
     def do_ping(self) -> int:
         return os.getpid()
 
-    def do_devices(self) -> tuple[list[str], list[Any]]:
-        from voicegui.audio.devices import hostapi_names, list_devices
+    def do_devices(self) -> tuple[list[str], list[Any], str]:
+        """Host API names, devices, and the host API of the system's default input."""
+        from voicegui.audio.devices import default_device, hostapi_names, list_devices
 
-        return hostapi_names(), list_devices()
+        try:
+            default_api = default_device("input").hostapi
+        except Exception:
+            default_api = ""
+        return hostapi_names(), list_devices(), default_api
 
-    def do_rescan(self) -> tuple[list[str], list[Any]]:
+    def do_rescan(self) -> tuple[list[str], list[Any], str]:
         from voicegui.audio.backend import reinitialize
 
         if self.engine is not None:
@@ -156,10 +161,13 @@ class HostService:
             self.voices[vid] = voice
         return _voice_info(vid, voice)
 
-    def do_create_voice(self, settings: VoiceSettings) -> dict:
+    def make_voice(self, settings: VoiceSettings, progress: Any = None) -> Any:
         from voicegui.voices.registry import create_voice
 
-        return self._register(create_voice(settings))
+        return create_voice(settings, progress=progress)
+
+    def do_create_voice(self, settings: VoiceSettings) -> dict:
+        return self._register(self.make_voice(settings))
 
     def do_build_voice(
         self,
@@ -170,7 +178,6 @@ class HostService:
     ) -> dict:
         """Build a voice (or take one already here) and prepare it with the reference clip."""
         from voicegui.voices.base import VoiceError
-        from voicegui.voices.registry import create_voice
 
         voice = self.voices.get(reuse) if reuse is not None else None
         fresh = voice is None
@@ -179,7 +186,7 @@ class HostService:
             def progress(stage: str, i: int, n: int) -> None:
                 self.event("progress", f"{stage} ({i}/{n})" if n else stage)
 
-            voice = create_voice(replace(settings, reference=""), progress=progress)
+            voice = self.make_voice(replace(settings, reference=""), progress=progress)
         try:
             if reference is not None:
                 voice.prepare(*reference)
@@ -217,6 +224,9 @@ class HostService:
             "streams": len(io.streams) if io is not None else 0,
             "input": io.input_dev if io is not None else None,
             "output": io.output_dev if io is not None else None,
+            # what the block thread applies now (settings change between blocks)
+            "live_settings": eng.proc.settings if eng.proc is not None else None,
+            "block_dev": eng.proc.block_dev if eng.proc is not None else 0,
         }
 
     def do_engine_start(self, settings: Settings, vid: int) -> dict:
@@ -255,6 +265,26 @@ class HostService:
 
     def do_engine_info(self) -> dict:
         return self._engine_info()
+
+    def do_engine_test_signal(self, audio: np.ndarray | None) -> None:
+        """Replace the microphone with ``audio`` (looped), e.g. a test phrase; None: the mic."""
+        eng = self.engine
+        if eng is None:
+            raise RuntimeError("the engine is not running")
+        eng.block_hook = None if audio is None else _looping_input(audio)
+
+    # ---- diagnostics (the tests drive failures through these) --------------------------------
+    def do_debug_abort_streams(self) -> None:
+        """Abort the open streams as a vanished device would."""
+        if self.engine is not None and self.engine.io is not None:
+            for stream in self.engine.io.streams:
+                stream.abort()
+
+    def do_debug_event(self, kind: str, message: str) -> None:
+        """Send an event from another thread, as the block thread does."""
+        t = threading.Thread(target=self.event, args=(kind, message))
+        t.start()
+        t.join()
 
     # ---- input meter -------------------------------------------------------------------------
     def do_meter_open(self, device: DeviceRef, rate: int, channel: int) -> Any:
@@ -318,6 +348,18 @@ class HostService:
             player.stop()
 
 
+def _looping_input(audio: np.ndarray):
+    audio = np.asarray(audio, dtype=np.float32).reshape(-1)
+    pos = [0]
+
+    def hook(buf: np.ndarray) -> None:
+        idx = (pos[0] + np.arange(len(buf))) % len(audio)
+        buf[:] = audio[idx]
+        pos[0] = (pos[0] + len(buf)) % len(audio)
+
+    return hook
+
+
 def _voice_info(vid: int, voice: Any) -> dict:
     return {
         "id": vid,
@@ -327,14 +369,20 @@ def _voice_info(vid: int, voice: Any) -> dict:
     }
 
 
-def serve(conn: Any, board_name: str) -> None:
-    """Entry point of the audio host process."""
+SERVICE = "voicegui.engine.host:HostService"
+
+
+def serve(conn: Any, board_name: str, service_path: str = SERVICE) -> None:
+    """Entry point of the audio host process (``service_path``: module:class serving it)."""
+    import importlib
+
     from voicegui.logs import setup_process_logging
 
     setup_process_logging("audio-host")
     t0 = time.perf_counter()
     board = MetricsBoard(board_name)
-    service = HostService(conn, board)
+    module, _, name = service_path.partition(":")
+    service = getattr(importlib.import_module(module), name)(conn, board)
     log.info("audio host %d ready in %.0f ms", os.getpid(), (time.perf_counter() - t0) * 1e3)
     try:
         service.run()

@@ -107,7 +107,7 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-def initial_settings(data: dict) -> tuple[Settings, list[str]]:
+def initial_settings(data: dict, missing_devices=None) -> tuple[Settings, list[str]]:
     """The settings saved last time, or defaults; notes say what could not be restored."""
     notes: list[str] = []
     raw = data.get("settings")
@@ -119,10 +119,8 @@ def initial_settings(data: dict) -> tuple[Settings, list[str]]:
             notes.append(f"The saved settings could not be restored ({exc}); using defaults.")
     from dataclasses import replace
 
-    from voicegui.audio.devices import missing_devices
-
     try:
-        missing = missing_devices(settings.audio)
+        missing = missing_devices(settings.audio) if missing_devices is not None else []
     except Exception as exc:  # PortAudio unavailable: the window still opens
         missing = []
         notes.append(f"Audio devices cannot be listed: {exc}")
@@ -143,15 +141,17 @@ def initial_settings(data: dict) -> tuple[Settings, list[str]]:
     return settings, notes
 
 
-def create_window(state: AppState | None = None):
+def create_window(state: AppState | None = None, host=None):
     """Controller + main window with the last settings, preset selection and geometry."""
+    from voicegui.engine.client import AudioHost
     from voicegui.ui.controller import Controller
     from voicegui.ui.main_window import MainWindow
 
     state = state or AppState()
     data = state.load()
-    settings, notes = initial_settings(data)
-    controller = Controller(settings)
+    host = (host or AudioHost()).start()  # the audio lives in its own process
+    settings, notes = initial_settings(data, host.missing_devices)
+    controller = Controller(settings, host=host)
     window = MainWindow(controller, PresetStore(), state)
     window.restore_state(data)
     for note in notes:

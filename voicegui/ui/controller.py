@@ -1,14 +1,17 @@
-"""The controller owns the RealtimeEngine, the input meter and the current (immutable) Settings.
+"""The controller drives the audio host process and holds the current (immutable) Settings.
 
-Widgets ask for changes; the controller builds a new Settings and hands it to the engine
-(``RealtimeEngine.update``), so the engine only ever sees whole, validated snapshots. A ~30 Hz
-QTimer reads the engine's metrics snapshot (never blocking on the audio thread) and emits it as a
-signal for the graph and readouts. Engine events arrive from the audio thread and are marshalled to
-the GUI thread through a queued signal.
+The audio (streams, meter, voices, torch) lives in another process (engine/host.py); the
+controller talks to it through ``AudioHost`` and its proxies (``RemoteEngine``, ``RemoteVoice``,
+``RemoteMeter``). Widgets ask for changes; the controller builds a new Settings and hands it to the
+engine (``RemoteEngine.update``), so the engine only ever sees whole, validated snapshots. A ~30 Hz
+QTimer reads the metrics from shared memory (never blocking on the audio) and emits them as a
+signal for the graph and readouts. Engine events and the host's death arrive on the host reader
+thread and are marshalled to the GUI thread through a queued signal. If the host dies, the window
+says why and offers a restart; the settings stay as they were.
 
 Heavy voices (neural, or needing a reference) are built and prepared in a worker ``Task``, never
 on the GUI thread: the running voice keeps playing meanwhile, and the new one is swapped in with
-``RealtimeEngine.set_voice(voice, None)`` once ready (already prepared, so the engine's restart
+``RemoteEngine.set_voice(voice, None)`` once ready (already prepared, so the engine's restart
 does no reference work). The controller holds the voice: the engine's while it runs, and a loaded
 neural voice stays held after Stop so that the next Start is immediate. Only the newest request
 counts: results of superseded loads are dropped. A failed load reverts the settings to the voice
@@ -28,11 +31,17 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QGuiApplication
 
-from voicegui.audio.devices import missing_devices
-from voicegui.audio.meter import InputMeter
-from voicegui.engine.metrics import Metrics, MetricsSnapshot
-from voicegui.engine.offline import AudioFileError, read_audio, to_mono
-from voicegui.engine.realtime import RealtimeEngine
+from voicegui.engine.audiofile import AudioFileError, read_audio, to_mono
+from voicegui.engine.client import (
+    HOST_DIED,
+    AudioHost,
+    HostError,
+    RemoteEngine,
+    RemoteMeter,
+    RemoteVoice,
+)
+from voicegui.engine.metrics import MetricsSnapshot
+from voicegui.engine.metrics_board import MetricsView
 from voicegui.presets import Preset
 from voicegui.settings import (
     AudioSettings,
@@ -42,9 +51,11 @@ from voicegui.settings import (
     VoiceSettings,
     with_changes,
 )
+from voicegui.ui.compute import set_probed
 from voicegui.ui.workers import Task
-from voicegui.voices.base import Voice, VoiceError
-from voicegui.voices.registry import VOICES, create_voice, voice_available
+from voicegui.voices.catalog import VOICES, voice_available
+
+Voice = RemoteVoice  # what the window holds: a handle on a voice in the audio host
 
 log = logging.getLogger(__name__)
 
@@ -96,26 +107,19 @@ class VoiceRequest:
         return v.voice, v.backend, v.device
 
 
-def build_voice(req: VoiceRequest) -> Voice:
-    """Worker thread: build the voice (or reuse one) and prepare it with the reference."""
+def build_voice(host: AudioHost, req: VoiceRequest) -> Voice:
+    """Worker thread: the audio host builds the voice (or reuses one) and prepares it with the
+    reference (handed over in memory, not read again from the file)."""
     info = VOICES.get(req.settings.voice)
-    voice = req.reuse
-    if voice is None:
-        # the reference is handed over in memory below, not read again from the file
-        voice = create_voice(replace(req.settings, reference=""))
-    try:
-        if req.reference is not None:
-            voice.prepare(*req.reference)
-        elif info is not None and info.needs_reference:
-            raise VoiceError(f"{info.label} needs a reference clip")
-    except BaseException:
-        if req.reuse is None:
-            voice.close()
-        raise
-    if info is not None and info.neural:
-        from voicegui.ui.compute import probe_devices
-
-        probe_devices()  # torch is loaded by now: which devices exist costs nothing more
+    reuse = req.reuse if req.reuse is not None and req.reuse.valid else None
+    voice = host.build_voice(
+        replace(req.settings, reference=""),
+        req.reference,
+        reuse,
+        needs_reference=info is not None and info.needs_reference,
+    )
+    if voice.compute_devices:
+        set_probed(voice.compute_devices)  # probed there with torch: costs nothing more
     return voice
 
 
@@ -156,11 +160,19 @@ class Controller(QObject):
     voiceReady = Signal(str, str)  # voice name, provider ("CPU (torch, fp32)") after a load
     _engineEvent = Signal(str, str)  # from the audio thread; connected queued
 
-    def __init__(self, settings: Settings | None = None, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        parent: QObject | None = None,
+        host: AudioHost | None = None,
+    ) -> None:
         super().__init__(parent)
         self._settings = (settings or Settings()).validated()
-        self.engine: RealtimeEngine | None = None
-        self.meter: InputMeter | None = None
+        self.host = host or AudioHost()
+        self.host.on_event = self._from_audio_thread
+        self.host.start()
+        self.engine: RemoteEngine | None = None
+        self.meter: RemoteMeter | None = None
         self._meter_paused = False
         self._meter_stale = False
         self._reference: tuple[np.ndarray, int] | None = None
@@ -169,7 +181,6 @@ class Controller(QObject):
         self._wanted: VoiceRequest | None = None  # the newest voice request not yet answered
         self._load_task: Task | None = None
         self._start_wanted = False  # Start was pressed and waits for the voice
-        self._last_metrics: Metrics | None = None
         self._voice_errors = 0
         self._deferred_notice: tuple[str, str] | None = None
         self.restarts = 0  # how many times a change restarted the streams (for tests/readouts)
@@ -200,9 +211,9 @@ class Controller(QObject):
         return self.engine is not None
 
     @property
-    def metrics(self) -> Metrics | None:
+    def metrics(self) -> MetricsView:
         """The live engine's metrics, or the last run's (so the graph keeps its picture)."""
-        return self.engine.metrics if self.engine is not None else self._last_metrics
+        return self.host.metrics
 
     @property
     def reference(self) -> tuple[np.ndarray, int] | None:
@@ -297,7 +308,7 @@ class Controller(QObject):
         )
 
     @staticmethod
-    def _for_engine(new: Settings, eng: RealtimeEngine) -> Settings:
+    def _for_engine(new: Settings, eng: RemoteEngine) -> Settings:
         """``new`` with the identity of the voice the engine runs (it swaps voices only through
         ``set_voice``, so ``update`` never builds one on this thread)."""
         cur = eng.settings.voice
@@ -329,7 +340,7 @@ class Controller(QObject):
         if not heavy(s.voice.voice):
             self._cancel_load()
             with busy():
-                voice = create_voice(s.voice)
+                voice = self.host.create_voice(s.voice)
                 self._swap_in(HeldVoice(key, 0, voice))
             return True
         info = VOICES[s.voice.voice]
@@ -378,7 +389,8 @@ class Controller(QObject):
 
     def _launch(self, req: VoiceRequest) -> None:
         req.launched = True
-        task = Task(lambda _task: build_voice(req), name="voicegui-voice-load", parent=self)
+        host = self.host
+        task = Task(lambda _task: build_voice(host, req), name="voicegui-voice-load", parent=self)
         task.succeeded.connect(lambda voice: self._on_loaded(req, voice))
         task.failed.connect(lambda message, exc: self._on_load_failed(req, message))
         task.finished.connect(self._on_load_finished)
@@ -538,7 +550,11 @@ class Controller(QObject):
                 input_channel=cur.input_channel,
                 wasapi_exclusive=cur.wasapi_exclusive,
             ), []
-        missing = missing_devices(audio)
+        try:
+            missing = self.host.missing_devices(audio)
+        except HostError as exc:
+            missing = []
+            log.warning("cannot check the preset's devices: %s", exc)
         notes = []
         changes = {}
         for label, keep in (("input", cur.input), ("output", cur.output), ("monitor", empty)):
@@ -601,6 +617,8 @@ class Controller(QObject):
         s = self._settings
         key, ref = _voice_key(s), self._wanted_ref(s)
         held = self._held
+        if held is not None and not held.voice.valid:
+            self._held = held = None  # it lived in an audio host that is gone
         if held is not None and (held.key, held.ref) == (key, ref):
             return self._start_with(held.voice)
         if heavy(s.voice.voice):
@@ -611,7 +629,8 @@ class Controller(QObject):
             self._drop_held()
         try:
             with busy():
-                voice = create_voice(s.voice)
+                self.host.ensure()  # a fresh audio host after a crash
+                voice = self.host.create_voice(s.voice)
         except Exception as exc:
             log.exception("voice creation failed")
             self.notice.emit("error", f"Cannot start: {exc}", "engine")
@@ -626,7 +645,7 @@ class Controller(QObject):
         t0 = time.perf_counter()
         try:
             with busy():
-                eng = RealtimeEngine(s, voice, reference=None, on_event=self._from_audio_thread)
+                eng = RemoteEngine(self.host, s, voice)
                 eng.start()
         except Exception as exc:
             log.exception("engine start failed")
@@ -665,7 +684,6 @@ class Controller(QObject):
         held = self._held
         if held is not None and not heavy(held.key[0]):
             self._drop_held()  # light voices are rebuilt in no time; neural ones stay loaded
-        self._last_metrics = eng.metrics
         log.info("engine stopped (%s) in %.0f ms", reason, (time.perf_counter() - t0) * 1e3)
         self.runningChanged.emit(False)
         self.statusMessage.emit(f"Stopped ({reason})" if reason != "stopped" else "Stopped")
@@ -697,6 +715,7 @@ class Controller(QObject):
         task = self._load_task
         if task is not None and not task.join(10.0):  # a model load cannot be interrupted
             log.warning("a voice load was still running at shutdown")
+        self.host.close()
 
     def refresh_voice(self) -> None:
         """Weights were installed or removed: load the chosen voice now if it was waiting."""
@@ -720,7 +739,8 @@ class Controller(QObject):
             return
         a = self._settings.audio
         try:
-            self.meter = InputMeter(a.input, a.sample_rate, a.input_channel).open()
+            self.host.ensure()
+            self.meter = RemoteMeter(self.host, a.input, a.sample_rate, a.input_channel).open()
             self._meter_stale = False
         except Exception as exc:
             self.meter = None
@@ -750,8 +770,11 @@ class Controller(QObject):
             self.notice.emit(notice[0], notice[1], "reference")
         eng = self.engine
         if eng is not None:
+            if not self.host.alive:
+                self._host_died(self.host._gone_message())
+                return
             snap: MetricsSnapshot = eng.snapshot()
-            if not eng.running:
+            if not snap.running:
                 self._lost(snap.status or "the audio engine stopped")
                 return
             self.metricsUpdated.emit(snap)
@@ -766,15 +789,20 @@ class Controller(QObject):
                     "voice-error",
                 )
         elif self.meter is not None:
-            if not self.meter.active:
+            try:
+                state = self.meter.state(2.0)
+            except HostError as exc:
+                state = {"active": False}
+                log.info("meter: %s", exc)
+            if not state["active"]:
                 self.close_meter()
                 self.meterStatus.emit("Input level unavailable: the input stream stopped")
                 return
-            stale = self.meter.stale(2.0)
+            stale = state["stale"]
             if stale != self._meter_stale:  # say it once when it happens, once when it is over
                 self._meter_stale = stale
                 self.meterStatus.emit("No audio from the input device for 2 s" if stale else "")
-            self.levelsUpdated.emit(self.meter.rms_db, self.meter.peak_db)
+            self.levelsUpdated.emit(state["rms_db"], state["peak_db"])
 
     def _lost(self, reason: str) -> None:
         """The audio thread ended by itself: clean up, say why, offer a restart."""
@@ -787,9 +815,31 @@ class Controller(QObject):
         # runs on the audio thread (or inside start()): only emit, the slot runs in the GUI thread
         self._engineEvent.emit(kind, message)
 
+    def _host_died(self, reason: str) -> None:
+        """The audio host process ended by itself: say why, keep the settings, offer a restart."""
+        held, self._held = self._held, None  # its voices died with it
+        if held is not None:
+            held.voice.host._voices.pop(held.voice.id, None)
+        if self._wanted is not None:
+            self._wanted = None
+            self.voiceLoading.emit("")
+        if self.engine is not None:
+            self._lost(reason)
+        else:
+            self.meter = None
+            self.notice.emit("error", f"{reason}. It starts again with the voice changer.", "host")
+            self.open_meter()  # a fresh host for the input meter
+
     @Slot(str, str)
     def _on_engine_event(self, kind: str, message: str) -> None:
         log.info("engine event %s: %s", kind, message)
+        if kind == HOST_DIED:
+            self._host_died(message)
+            return
+        if kind == "progress":
+            if self._wanted is not None:
+                self.voiceLoading.emit(message)
+            return
         if kind == "error":
             # the poll turns a dead audio thread into engineLost with this same reason
             if self.engine is not None and not self.engine.running:

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from voicegui.settings import EngineSettings, Settings, Spec, VoiceSettings
-from voicegui.voices.registry import VOICES
+from voicegui.voices.catalog import VOICES
 
 # Which group a setting appears in; anything not named here lands in "Other".
 GROUPS = {

@@ -8,6 +8,7 @@ from another machine shows what it wanted. The input level meter is fed by the c
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -24,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from voicegui.audio.devices import COMMON_RATES, DeviceInfo, hostapi_names, list_devices
+from voicegui.audio.device_info import COMMON_RATES, DeviceInfo
 from voicegui.settings import AudioSettings, DeviceRef
 
 log = logging.getLogger(__name__)
@@ -65,8 +66,14 @@ class DevicePanel(QWidget):
     changed = Signal(dict)  # AudioSettings field -> new value
     refreshRequested = Signal()
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(
+        self,
+        parent: QWidget | None = None,
+        lister: Callable[[bool], tuple[list[str], list[DeviceInfo], str]] | None = None,
+    ) -> None:
         super().__init__(parent)
+        self._lister = lister or (lambda rescan: ([], [], ""))  # the audio host lists them
+        self._default_api = ""
         self._audio = AudioSettings()
         self._devices: list[DeviceInfo] = []
         self._hostapis: list[str] = []
@@ -180,11 +187,10 @@ class DevicePanel(QWidget):
         return label
 
     # ---- listing -----------------------------------------------------------------------------
-    def rescan(self) -> None:
-        """Re-read host APIs and devices from PortAudio (after backend.reinitialize())."""
+    def rescan(self, reinitialize: bool = False) -> None:
+        """Re-read host APIs and devices (``reinitialize``: PortAudio looks for new ones)."""
         try:
-            self._hostapis = hostapi_names()
-            self._devices = list_devices()
+            self._hostapis, self._devices, self._default_api = self._lister(reinitialize)
         except Exception as exc:  # PortAudio missing: the rest of the app still works
             log.exception("listing audio devices failed")
             self._hostapis, self._devices = [], []
@@ -196,12 +202,8 @@ class DevicePanel(QWidget):
             if ref.hostapi:
                 return ref.hostapi
         # no host API chosen yet: the one of the system default input, else the first with devices
-        try:
-            from voicegui.audio.devices import default_device
-
-            return default_device("input").hostapi
-        except Exception:
-            pass
+        if self._default_api:
+            return self._default_api
         for api in self._hostapis:
             if any(d.hostapi == api for d in self._devices):
                 return api

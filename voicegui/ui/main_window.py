@@ -31,12 +31,11 @@ from PySide6.QtWidgets import (
 )
 
 from voicegui import __version__, modelhub, paths
-from voicegui.audio.backend import reinitialize
-from voicegui.engine.offline import AudioFileError
+from voicegui.engine.audiofile import AudioFileError
 from voicegui.presets import AppState, PresetStore
 from voicegui.settings import Settings
 from voicegui.ui.banner import BannerArea
-from voicegui.ui.compute import probe_devices, probed_devices
+from voicegui.ui.compute import probed_devices, set_probed
 from voicegui.ui.controller import WAIT_KEY, Controller
 from voicegui.ui.controls import ControlsPanel
 from voicegui.ui.device_panel import DevicePanel
@@ -47,7 +46,7 @@ from voicegui.ui.presets_panel import PresetsPanel
 from voicegui.ui.readouts import Readouts
 from voicegui.ui.voice_panel import MODEL, VoicePanel
 from voicegui.ui.workers import Task
-from voicegui.voices.registry import VOICES
+from voicegui.voices.catalog import VOICES
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +98,7 @@ class MainWindow(QMainWindow):
         )
 
         # ---- panels --------------------------------------------------------------------------
-        self.devices = DevicePanel()
+        self.devices = DevicePanel(lister=lambda rescan: controller.host.devices(rescan))
         self.voice = VoicePanel()
         self.controls = ControlsPanel()
         self.presets = PresetsPanel(self.store, lambda: self.controller.settings)
@@ -385,8 +384,11 @@ class MainWindow(QMainWindow):
             return
         if self._probe is not None:
             return
-        self._probe = Task(lambda _task: probe_devices(), name="voicegui-device-probe", parent=self)
-        self._probe.succeeded.connect(lambda _found: self.voice.set_devices())
+        host = self.controller.host
+        self._probe = Task(
+            lambda _task: host.probe_devices(), name="voicegui-device-probe", parent=self
+        )  # the audio host imports torch for this, never this process
+        self._probe.succeeded.connect(lambda found: (set_probed(found), self.voice.set_devices()))
         self._probe.finished.connect(self._probe_done)
         self._probe.start()
 
@@ -557,7 +559,7 @@ class MainWindow(QMainWindow):
             self.show_notice("info", "Stop the voice changer to record a reference.", "record")
             return
         self.controller.pause_meter(True)
-        dialog = RecordDialog(self.controller.settings.audio, parent=self)
+        dialog = RecordDialog(self.controller.settings.audio, self.controller.host, parent=self)
         dialog.recorded.connect(self.use_reference)
         dialog.finished.connect(lambda _: self.controller.pause_meter(False))
         dialog.finished.connect(dialog.deleteLater)
@@ -569,12 +571,7 @@ class MainWindow(QMainWindow):
         if self.controller.running:
             return
         self.controller.close_meter()
-        try:
-            reinitialize()
-        except Exception as exc:
-            log.exception("rescanning devices failed")
-            self.show_notice("error", f"Rescanning devices failed: {exc}", "devices")
-        self.devices.rescan()
+        self.devices.rescan(reinitialize=True)
         self.controller.open_meter()
         self.statusBar().showMessage("Device list refreshed", 5000)
 

@@ -22,7 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from voicegui.audio.recorder import Player, Recorder, RecorderError
+from voicegui.audio.clips import RecorderError
+from voicegui.engine.client import AudioHost, RemotePlayer, RemoteRecorder
 from voicegui.settings import AudioSettings
 
 log = logging.getLogger(__name__)
@@ -32,14 +33,19 @@ class RecordDialog(QDialog):
     recorded = Signal(str)  # path of the saved recording, when the user chooses to use it
 
     def __init__(
-        self, audio: AudioSettings, countdown: int = 3, parent: QWidget | None = None
+        self,
+        audio: AudioSettings,
+        host: AudioHost,
+        countdown: int = 3,
+        parent: QWidget | None = None,
     ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Record a reference clip")
         self.audio = audio
+        self.host = host  # records and plays in the audio host process
         self.countdown = countdown
-        self.recorder: Recorder | None = None
-        self.player: Player | None = None
+        self.recorder: RemoteRecorder | None = None
+        self.player: RemotePlayer | None = None
         self.path: Path | None = None
         self._count = 0
         self._last: tuple | None = None  # (audio, rate) of the newest recording
@@ -120,8 +126,8 @@ class RecordDialog(QDialog):
     def _begin(self) -> None:
         a = self.audio
         try:
-            self.recorder = Recorder(
-                a.input, self.seconds.value(), a.sample_rate, a.input_channel
+            self.recorder = RemoteRecorder(
+                self.host, a.input, self.seconds.value(), a.sample_rate, a.input_channel
             ).start()
         except RecorderError as exc:
             self._fail(str(exc))
@@ -180,7 +186,7 @@ class RecordDialog(QDialog):
         data, sr = self._last
         self._stop_streams()
         try:
-            self.player = Player(data, sr, self.audio.output).start()
+            self.player = RemotePlayer(self.host, data, sr, self.audio.output).start()
         except RecorderError as exc:
             self._fail(str(exc))
             return

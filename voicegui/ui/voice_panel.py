@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 
 from voicegui.settings import Settings
 from voicegui.ui.compute import ALWAYS, BACKENDS, DEVICES, probed_devices
-from voicegui.voices.registry import VOICES, voice_available
+from voicegui.voices.catalog import VOICES, voice_available
 
 AUDIO_FILTER = "Audio files (*.wav *.flac *.ogg *.mp3 *.aiff *.aif *.opus);;All files (*)"
 TOOLTIP = Qt.ItemDataRole.ToolTipRole
