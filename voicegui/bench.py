@@ -108,7 +108,7 @@ def bench_offline(settings: Settings, seconds: float, sr: int = 48000) -> dict:
     return result
 
 
-def bench_jack(settings: Settings, seconds: float, clicks: int = 5) -> dict:
+def bench_jack(settings: Settings, seconds: float, clicks: int = 5, period: int = 256) -> dict:
     """Real streams on JACK (started here if none runs), output looped back to input."""
     from voicegui.audio import jack
     from voicegui.audio.backend import reinitialize
@@ -116,7 +116,7 @@ def bench_jack(settings: Settings, seconds: float, clicks: int = 5) -> dict:
 
     server = None
     if not jack.server_running():
-        server = jack.DummyServer().start()
+        server = jack.DummyServer(period=period).start()
     try:
         reinitialize()  # PortAudio only lists JACK when a server ran at its init
         settings = with_changes(
@@ -134,7 +134,7 @@ def bench_jack(settings: Settings, seconds: float, clicks: int = 5) -> dict:
 
 
 def measure_loopback(engine, seconds: float, clicks: int = 5) -> dict:
-    """Inject clicks into the input of a running JACK loop and time their returns in frames."""
+    """Start ``engine`` on JACK, loop its output into its input, and time clicks through it."""
     from voicegui.audio import jack
 
     before = set(jack.ports())
@@ -143,55 +143,60 @@ def measure_loopback(engine, seconds: float, clicks: int = 5) -> dict:
         # only the ports this engine just opened (other JACK clients may be running)
         ins, outs = jack.client_ports()
         jack.loop_back([p for p in ins if p not in before], [p for p in outs if p not in before])
-        sr = engine.sample_rate
-        total = int(seconds * sr)
-        record = np.zeros(total + sr, dtype=np.float32)
-        state = {"pos": 0}
-        every = max(1, total // max(1, clicks))
-        click_at = set(range(sr // 2, total - sr // 4, every))
-
-        def hook(block: np.ndarray) -> None:  # runs on the audio thread before the voice
-            p = state["pos"]
-            for c in click_at:
-                if p <= c < p + len(block):
-                    block[c - p] += 0.8
-            end = min(len(record), p + len(block))
-            record[p:end] = block[: end - p]
-            state["pos"] = p + len(block)
-
-        engine.block_hook = hook
-        deadline = time.monotonic() + seconds + 2.0
-        while state["pos"] < total and time.monotonic() < deadline:
-            time.sleep(0.05)
-        engine.block_hook = None
-        snap = engine.snapshot()
-        rec = record[: state["pos"]]
-        trips = []
-        for c in sorted(click_at):
-            if c >= len(rec):
-                continue
-            window = np.abs(rec[c + 16 : c + sr // 2])
-            if len(window) and window.max() > 0.1:
-                trips.append(16 + int(np.argmax(window)))
-        lat = snap.latency
-        measured = float(np.median(trips)) / sr if trips else None
-        engine.metrics.publish(measured_latency=measured)
-        return {
-            "mode": "jack-loopback",
-            "sample_rate": sr,
-            "period_frames": engine.io.max_frames if engine.io else None,
-            "clicks_sent": len(click_at),
-            "clicks_returned": len(trips),
-            "round_trip_frames": trips,
-            "measured_ms": measured * 1e3 if measured is not None else None,
-            "computed_end_to_end_ms": lat.end_to_end * 1e3,
-            "difference_ms": (measured - lat.end_to_end) * 1e3 if measured is not None else None,
-            "latency": lat.as_dict(),
-            "xruns_in": snap.xruns_in,
-            "xruns_out": snap.xruns_out,
-            "underruns": snap.underruns,
-            "dropped_blocks": snap.dropped_blocks,
-            "compute": engine.metrics.compute_percentiles(),
-        }
+        return clicks_through(engine, seconds, clicks)
     finally:
         engine.stop()
+
+
+def clicks_through(engine, seconds: float, clicks: int = 5) -> dict:
+    """Inject clicks into the input of a running, looped-back engine; time their returns."""
+    sr = engine.sample_rate
+    total = int(seconds * sr)
+    record = np.zeros(total + sr, dtype=np.float32)
+    state = {"pos": 0}
+    every = max(1, total // max(1, clicks))
+    click_at = set(range(sr // 2, total - sr // 4, every))
+
+    def hook(block: np.ndarray) -> None:  # runs on the audio thread before the voice
+        p = state["pos"]
+        for c in click_at:
+            if p <= c < p + len(block):
+                block[c - p] += 0.8
+        end = min(len(record), p + len(block))
+        record[p:end] = block[: end - p]
+        state["pos"] = p + len(block)
+
+    engine.block_hook = hook
+    deadline = time.monotonic() + seconds + 2.0
+    while state["pos"] < total and time.monotonic() < deadline:
+        time.sleep(0.05)
+    engine.block_hook = None
+    snap = engine.snapshot()
+    rec = record[: state["pos"]]
+    trips = []
+    for c in sorted(click_at):
+        if c >= len(rec):
+            continue
+        window = np.abs(rec[c + 16 : c + sr // 2])
+        if len(window) and window.max() > 0.1:
+            trips.append(16 + int(np.argmax(window)))
+    lat = snap.latency
+    measured = float(np.median(trips)) / sr if trips else None
+    engine.metrics.publish(measured_latency=measured)
+    return {
+        "mode": "jack-loopback",
+        "sample_rate": sr,
+        "period_frames": engine.io.max_frames if engine.io else None,
+        "clicks_sent": len(click_at),
+        "clicks_returned": len(trips),
+        "round_trip_frames": trips,
+        "measured_ms": measured * 1e3 if measured is not None else None,
+        "computed_end_to_end_ms": lat.end_to_end * 1e3,
+        "difference_ms": (measured - lat.end_to_end) * 1e3 if measured is not None else None,
+        "latency": lat.as_dict(),
+        "xruns_in": snap.xruns_in,
+        "xruns_out": snap.xruns_out,
+        "underruns": snap.underruns,
+        "dropped_blocks": snap.dropped_blocks,
+        "compute": engine.metrics.compute_percentiles(),
+    }

@@ -109,8 +109,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from voicegui import bench
 
     settings = settings_from_args(args)
-    if args.jack:
-        result = bench.bench_jack(settings, args.seconds)
+    if args.gui:
+        if not args.jack:
+            raise ValueError("--gui runs on JACK: add --jack")
+        from voicegui.bench_gui import bench_gui
+
+        result = bench_gui(
+            settings, args.seconds, load=args.load, period=args.period, monitor=args.monitor
+        )
+    elif args.jack:
+        result = bench.bench_jack(settings, args.seconds, period=args.period)
     else:
         result = bench.bench_offline(settings, args.seconds, args.rate)
     text = json.dumps(result, indent=2)
@@ -151,6 +159,18 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="run real streams on JACK with the output looped back to the input",
     )
+    b.add_argument(
+        "--gui",
+        action="store_true",
+        help="with --jack: the app as users run it (window plotting, audio host process)",
+    )
+    b.add_argument(
+        "--load", type=int, default=0, help="with --gui: busy processes competing for the CPUs"
+    )
+    b.add_argument(
+        "--period", type=int, default=256, help="JACK period in frames if a server is started"
+    )
+    b.add_argument("--monitor", action="store_true", help="with --gui: monitor output on too")
     b.add_argument("--out", help="also write the JSON to this file")
     _add_tuning(b)
     b.set_defaults(func=cmd_bench)

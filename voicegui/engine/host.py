@@ -30,7 +30,11 @@ log = logging.getLogger("voicegui.host")
 
 PUBLISH_HZ = 30
 PARENT_CHECK = 0.5  # s between checks that the window is still there
-THREADED = {"build_voice", "probe_devices"}  # slow: answered from a worker thread
+THREADED = {
+    "build_voice",
+    "probe_devices",
+    "measure_loopback",
+}  # slow: answered from a worker thread
 
 
 class HostService:
@@ -45,6 +49,7 @@ class HostService:
         self.recorder: Any = None
         self.player: Any = None
         self.idle_metrics = Metrics()
+        self.jack_ports: list[str] = []
         self._stop = threading.Event()
         self._parent = os.getppid()
 
@@ -235,8 +240,12 @@ class HostService:
         self.do_engine_stop()
         self.do_meter_close()  # the engine takes the microphone
         eng = RealtimeEngine(settings, self.voices[vid], reference=None, on_event=self.event)
+        on_jack = settings.audio.input.hostapi == JACK_HOSTAPI
+        before = set(_jack_ports()) if on_jack else set()
         eng.start()
         self.engine = eng
+        # this engine's own JACK ports (other clients may run), for the loopback measurement
+        self.jack_ports = [p for p in _jack_ports() if p not in before] if on_jack else []
         self.publish()  # the window sees "running" as soon as it hears back
         return self._engine_info()
 
@@ -255,6 +264,20 @@ class HostService:
         eng.set_voice(self.voices[vid], None)
         self.publish()
         return self._engine_info()
+
+    def do_measure_loopback(self, seconds: float, clicks: int) -> dict:
+        """Loop the engine's JACK output into its input and time clicks through it."""
+        from voicegui.audio import jack
+        from voicegui.bench import clicks_through
+
+        eng = self.engine
+        if eng is None or not self.jack_ports:
+            raise RuntimeError("the loopback needs the engine running on JACK")
+        ins, outs = jack.client_ports()
+        jack.loop_back(
+            [p for p in ins if p in self.jack_ports], [p for p in outs if p in self.jack_ports]
+        )
+        return clicks_through(eng, seconds, clicks)
 
     def do_engine_stop(self, reason: str = "stopped") -> None:
         eng, self.engine = self.engine, None
@@ -346,6 +369,18 @@ class HostService:
         player, self.player = self.player, None
         if player is not None:
             player.stop()
+
+
+JACK_HOSTAPI = "JACK Audio Connection Kit"
+
+
+def _jack_ports() -> list[str]:
+    from voicegui.audio import jack
+
+    try:
+        return jack.ports()
+    except Exception:
+        return []
 
 
 def _looping_input(audio: np.ndarray):

@@ -200,9 +200,7 @@ class RealtimeEngine:
         duplex = len(self.io.streams) - (self.io.monitor_dev is not None) == 1
         for i, sink in enumerate(self.sinks):
             shared = duplex and i == 0
-            sink.prime(
-                target, fill_floor(target, block, frames, shared), tolerance, window, shared
-            )
+            sink.prime(target, fill_floor(target, block, frames, shared), tolerance, window, shared)
         # the measure counts from here: input from before this moment is not part of any block
         self.io.capture.skip(self.io.capture.available())
         dev_in, dev_out = self.io.device_latency()

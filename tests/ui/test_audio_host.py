@@ -1,0 +1,183 @@
+"""The process boundary: the audio host dies and comes back, the window dies and the host follows,
+the window's process never loads a neural library, and the app keeps time under load."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.ui.conftest import pick_jack, start
+from voicegui.audio import jack
+
+pytestmark = pytest.mark.jack
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (exited, not reaped) counts as gone
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_killed_audio_host_is_reported_and_restart_brings_the_audio_back(window, qtbot):
+    pick_jack(window, qtbot)
+    c = window.controller
+    c.change(voice={"pitch": 4.0}, engine={"block_time": 0.02})
+    start(window, qtbot)
+    before = c.settings
+    old_pid = c.host.pid
+    c.host.kill()  # the audio process crashes mid-stream
+    qtbot.waitUntil(lambda: not c.running, timeout=5000)
+    texts = window.banners.texts()
+    assert any("audio engine process stopped" in t and "killed" in t for t in texts), texts
+    banner = next(b for b in window.banners.banners() if b.key == "engine")
+    assert banner.action.isVisibleTo(banner) and banner.action.text() == "Restart"
+    assert c.settings == before  # nothing the user set is lost
+    banner.action.click()
+    assert c.running, window.banners.texts()
+    assert c.host.pid != old_pid
+    qtbot.waitUntil(lambda: c.engine.snapshot().blocks > 5, timeout=5000)
+    live = c.engine.live_settings()
+    assert live.voice.pitch == 4.0 and live.engine.block_time == 0.02
+
+
+GUI_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, time
+    from voicegui.engine.client import AudioHost, RemoteEngine
+    from voicegui.settings import DeviceRef, Settings, with_changes
+
+    def main():
+        ref = DeviceRef("JACK Audio Connection Kit", "system")
+        s = with_changes(Settings(), audio={"input": ref, "output": ref},
+                         engine={"block_time": 0.01})
+        host = AudioHost().start()
+        engine = RemoteEngine(host, s, host.create_voice(s.voice))
+        engine.start()
+        print(json.dumps({"host": host.pid, "mods": sorted(
+            m for m in ("torch", "onnxruntime", "sounddevice", "rtmixer") if m in sys.modules)}),
+            flush=True)
+        time.sleep(600)
+
+    if __name__ == "__main__":
+        main()
+    """
+)
+
+
+def test_when_the_window_dies_the_host_releases_the_device_and_exits(jack_server, tmp_path):
+    script = tmp_path / "window.py"
+    script.write_text(GUI_SCRIPT, encoding="utf-8")
+    before = set(jack.ports())
+    gui = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    try:
+        info = json.loads(gui.stdout.readline())
+        host = info["host"]
+        assert info["mods"] == []  # the window's side opened streams without PortAudio itself
+        ours = set(jack.ports()) - before
+        assert ours, "the engine's JACK ports should be listed while it runs"
+        gui.kill()  # the window is killed, not closed: nothing tells the host
+        gui.wait(5)
+        deadline = time.monotonic() + 4.0
+        while time.monotonic() < deadline and (_alive(host) or ours & set(jack.ports())):
+            time.sleep(0.1)
+        assert not _alive(host), "the audio host outlived its window"
+        assert not ours & set(jack.ports()), "JACK still lists the dead app's ports"
+    finally:
+        gui.kill()
+
+
+def test_the_window_process_never_loads_a_neural_library(window, qtbot, seedvc_folder, tmp_path):
+    """Seed-VC runs (in the host); this process's own imports are checked in a fresh process,
+    since the test runner itself has torch loaded by other tests."""
+    from tests.ui.conftest import import_seedvc
+
+    import_seedvc(window, qtbot, seedvc_folder)
+    reference = tmp_path / "ref.wav"
+    import numpy as np
+    import soundfile as sf
+
+    t = np.arange(48000 * 2) / 48000
+    sf.write(str(reference), 0.3 * np.sin(2 * np.pi * 180 * t), 48000)
+    script = tmp_path / "neural_window.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import json, sys
+            from voicegui.engine.client import AudioHost, RemoteEngine
+            from voicegui.engine.audiofile import read_audio, to_mono
+            from voicegui.settings import DeviceRef, Settings, with_changes
+
+            def main():
+                ref = DeviceRef("JACK Audio Connection Kit", "system")
+                s = with_changes(Settings(), audio={{"input": ref, "output": ref}},
+                    engine={{"block_time": 0.25, "extra_left_time": 0.5, "crossfade_time": 0.02,
+                             "extra_dit_left_time": 0.2, "extra_right_time": 0.0}},
+                    voice={{"voice": "seedvc", "diffusion_steps": 2, "cfg_rate": 0.0,
+                            "max_prompt_time": 1.0}})
+                host = AudioHost().start()
+                data, sr = read_audio({str(reference)!r})
+                voice = host.build_voice(s.voice, (to_mono(data), sr), None, True)
+                engine = RemoteEngine(host, s, voice)
+                engine.start()
+                import time
+                t0 = time.monotonic()
+                while engine.snapshot().blocks < 3 and time.monotonic() - t0 < 60:
+                    time.sleep(0.1)
+                snap = engine.snapshot()
+                print(json.dumps({{"voice": snap.voice, "blocks": snap.blocks,
+                    "mods": sorted(m for m in ("torch", "onnxruntime", "transformers",
+                                               "sounddevice") if m in sys.modules)}}))
+                engine.stop()
+                host.close()
+
+            if __name__ == "__main__":
+                main()
+            """
+        ),
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, cwd=ROOT, timeout=180,
+        env=dict(os.environ),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    info = json.loads(done.stdout.strip().splitlines()[-1])
+    assert info["voice"] == "seedvc" and info["blocks"] >= 3
+    assert info["mods"] == [], info
+
+
+def test_twenty_seconds_with_the_window_plotting_and_two_busy_processes(jack_server):
+    """The product's own benchmark, as a user runs it: zero xruns and zero underruns."""
+    done = subprocess.run(
+        [sys.executable, "-m", "voicegui", "bench", "--jack", "--gui", "--load", "2",
+         "--seconds", "20", "--block-time", "0.01"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    assert result["voice"] == "dsp" and result["load_processes"] == 2
+    assert result["gui"]["frames_drawn"] > 100  # the graph was drawing all along
+    assert result["xruns_in"] == 0 and result["xruns_out"] == 0, result
+    assert result["underruns"] == 0 and result["dropped_blocks"] == 0, result
+    loop = result["loopback"]
+    assert loop["clicks_returned"] == loop["clicks_sent"] > 0
+    # the process boundary adds no buffer: measured round trip = computed, within one period
+    assert abs(loop["difference_ms"]) <= 1e3 * result["period_frames"] / 48000, loop

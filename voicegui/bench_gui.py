@@ -1,0 +1,182 @@
+"""`voicegui bench --jack --gui --load K`: the app as a user runs it, under load, measured.
+
+The window is open (offscreen unless a display is set) and plotting; the audio host process runs
+the real streams on JACK (a dummy server at ``--period`` frames is started if none runs); K busy
+processes compete for the CPUs (a game, a browser); the app's output is looped back into its input
+and clicks time the round trip. Counted: PortAudio's status flags (xruns), the output rings'
+underruns, dropped blocks; measured: round trip against the computed latency, and the longest
+stall of the window's event loop.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from voicegui.settings import DeviceRef, Settings, with_changes
+
+JACK_HOSTAPI = "JACK Audio Connection Kit"
+
+
+def _busy() -> None:
+    """A process that wants a whole core, like a game's main loop."""
+    x = 0
+    while True:
+        x = (x * 1103515245 + 12345) & 0x7FFFFFFF
+
+
+class LoadGenerator:
+    def __init__(self, processes: int) -> None:
+        self.n = processes
+        self.procs: list = []
+
+    def __enter__(self) -> LoadGenerator:
+        ctx = multiprocessing.get_context("spawn")
+        for _ in range(self.n):
+            p = ctx.Process(target=_busy, name="voicegui-bench-load", daemon=True)
+            p.start()
+            self.procs.append(p)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for p in self.procs:
+            p.kill()
+        for p in self.procs:
+            p.join(2.0)
+
+
+def bench_gui(
+    settings: Settings,
+    seconds: float,
+    load: int = 2,
+    period: int = 256,
+    monitor: bool = False,
+    clicks: int = 5,
+) -> dict:
+    """Run the app (window + audio host) on JACK for ``seconds`` under ``load`` busy processes."""
+    from voicegui.audio import jack
+
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    server = None
+    if not jack.server_running():
+        server = jack.DummyServer(period=period).start()
+    try:
+        with tempfile.TemporaryDirectory(prefix="voicegui-bench-") as home:
+            return _run(settings, seconds, load, monitor, clicks, Path(home), server is not None)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _run(
+    settings: Settings, seconds: float, load: int, monitor: bool, clicks: int, home: Path,
+    own_server: bool,
+) -> dict:  # fmt: skip
+    from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
+
+    from voicegui.engine.client import AudioHost
+    from voicegui.presets import AppState, PresetStore
+    from voicegui.ui.app import create_application
+    from voicegui.ui.controller import Controller
+    from voicegui.ui.main_window import MainWindow
+
+    jack_dev = DeviceRef(JACK_HOSTAPI, "system")
+    monitor_dev = jack_dev if monitor else DeviceRef()
+    settings = with_changes(
+        settings,
+        audio={"input": jack_dev, "output": jack_dev, "monitor": monitor_dev},
+        engine={"gate_threshold_db": -90.0, "output_gain_db": -6.0},
+    )
+    app = create_application()
+    host = AudioHost().start()
+    controller = Controller(settings, host=host)
+    window = MainWindow(controller, PresetStore(home / "presets"), AppState(home / "state.json"))
+    window.resize(1440, 900)
+    window.show()
+    gaps = _GapMeter()
+    result: dict = {}
+    try:
+        if not controller.start():
+            raise RuntimeError("the engine did not start: " + "; ".join(window.banners.texts()))
+        frames0 = window.graph.frames
+        loop = QEventLoop()
+        measured: dict = {}
+
+        def measure() -> None:
+            try:
+                measured.update(host.call("measure_loopback", seconds, clicks, timeout=None))
+            except Exception as exc:
+                measured["error"] = str(exc)
+            QTimer.singleShot(0, loop.quit)
+
+        with LoadGenerator(load):
+            t0 = QElapsedTimer()
+            t0.start()
+            gaps.start()
+            threading.Thread(target=measure, daemon=True).start()
+            loop.exec()
+            gaps.stop()
+            elapsed = t0.elapsed() / 1000.0
+        snap = controller.engine.snapshot() if controller.engine else host.snapshot()
+        minutes = elapsed / 60.0
+        result = {
+            "mode": "jack-gui-load",
+            "seconds": round(elapsed, 2),
+            "minutes": round(minutes, 3),
+            "load_processes": load,
+            "period_frames": measured.get("period_frames"),
+            "monitor": monitor,
+            "jack_server_started": own_server,
+            "voice": snap.voice,
+            "priority": snap.priority,
+            "xruns_in": snap.xruns_in,
+            "xruns_out": snap.xruns_out,
+            "underruns": snap.underruns,
+            "dropped_blocks": snap.dropped_blocks,
+            "drift_corrections": snap.drift_corrections,
+            "per_minute": {
+                k: round(getattr(snap, k) / minutes, 2) if minutes else None
+                for k in ("xruns_in", "xruns_out", "underruns", "dropped_blocks")
+            },
+            "loopback": measured,
+            "gui": {
+                "frames_drawn": window.graph.frames - frames0,
+                "fps": round((window.graph.frames - frames0) / elapsed, 1) if elapsed else None,
+                "longest_stall_ms": round(gaps.longest * 1e3, 1),
+            },
+            "cpus": os.cpu_count(),
+        }
+    finally:
+        controller.shutdown()
+        window.close()
+        app.processEvents()
+    return result
+
+
+class _GapMeter:
+    """The longest pause of the window's event loop, seen by a 10 ms timer."""
+
+    def __init__(self) -> None:
+        from PySide6.QtCore import QTimer
+
+        self.longest = 0.0
+        self._last = 0.0
+        self._timer = QTimer()
+        self._timer.setInterval(10)
+        self._timer.timeout.connect(self._tick)
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.longest = max(self.longest, now - self._last - 0.010)
+        self._last = now
+
+    def start(self) -> None:
+        self._last = time.perf_counter()
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.stop()
