@@ -105,13 +105,18 @@ def _run(
         frames0 = window.graph.frames
         loop = QEventLoop()
         measured: dict = {}
+        finished = threading.Event()
 
         def measure() -> None:
             try:
                 measured.update(host.call("measure_loopback", seconds, clicks, timeout=None))
             except Exception as exc:
                 measured["error"] = str(exc)
-            QTimer.singleShot(0, loop.quit)
+            finished.set()
+
+        watch = QTimer()  # the loop ends on the GUI thread once the measurement is back
+        watch.timeout.connect(lambda: finished.is_set() and loop.quit())
+        watch.start(50)
 
         with LoadGenerator(load):
             t0 = QElapsedTimer()
@@ -122,6 +127,7 @@ def _run(
             gaps.stop()
             elapsed = t0.elapsed() / 1000.0
         snap = controller.engine.snapshot() if controller.engine else host.snapshot()
+        events = _event_times(controller.metrics.history())
         minutes = elapsed / 60.0
         result = {
             "mode": "jack-gui-load",
@@ -142,6 +148,7 @@ def _run(
                 k: round(getattr(snap, k) / minutes, 2) if minutes else None
                 for k in ("xruns_in", "xruns_out", "underruns", "dropped_blocks")
             },
+            "events": events,
             "loopback": measured,
             "gui": {
                 "frames_drawn": window.graph.frames - frames0,
@@ -155,6 +162,20 @@ def _run(
         window.close()
         app.processEvents()
     return result
+
+
+def _event_times(history: dict) -> list[dict]:
+    """When each xrun, drop and underrun happened (s since the engine started)."""
+    from voicegui.engine.metrics import Metrics
+
+    names = {Metrics.EVENT_XRUN: "xrun", Metrics.EVENT_DROP: "drop",
+             Metrics.EVENT_UNDERRUN: "underrun", Metrics.EVENT_ERROR: "voice error"}  # fmt: skip
+    t, ev = history["t"], history["events"].astype(int)
+    out = []
+    for i in ev.nonzero()[0]:
+        kinds = [name for flag, name in names.items() if ev[i] & flag]
+        out.append({"t": round(float(t[i] - t[0]), 3), "kinds": kinds})
+    return out
 
 
 class _GapMeter:

@@ -22,6 +22,7 @@ TUNING = {
     "output_gain": ("engine", "output_gain_db"),
     "gate_db": ("engine", "gate_threshold_db"),
     "gate_hold": ("engine", "gate_hold_time"),
+    "safety_buffer": ("engine", "buffer_margin_time"),
     "voice": ("voice", "voice"),
     "pitch": ("voice", "pitch"),
     "formant": ("voice", "formant"),
@@ -61,6 +62,9 @@ def _add_tuning(p: argparse.ArgumentParser) -> None:
     g.add_argument("--output-gain", type=float, help="dB")
     g.add_argument("--gate-db", type=float, help="silence gate threshold in dB (-90 = off)")
     g.add_argument("--gate-hold", type=float, help="seconds the gate stays open after speech")
+    g.add_argument(
+        "--safety-buffer", type=float, help="seconds of extra output buffering (adds latency)"
+    )
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:

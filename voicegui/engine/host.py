@@ -13,6 +13,7 @@ streams, releases PortAudio (its JACK ports go with it) and exits.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import threading
@@ -29,7 +30,6 @@ from voicegui.settings import AudioSettings, DeviceRef, Settings, VoiceSettings
 log = logging.getLogger("voicegui.host")
 
 PUBLISH_HZ = 30
-PARENT_CHECK = 0.5  # s between checks that the window is still there
 THREADED = {
     "build_voice",
     "probe_devices",
@@ -50,8 +50,10 @@ class HostService:
         self.player: Any = None
         self.idle_metrics = Metrics()
         self.jack_ports: list[str] = []
+        self._published_at = 0.0
+        self._idle = threading.Event()  # no engine runs: the publisher thread works
+        self._idle.set()
         self._stop = threading.Event()
-        self._parent = os.getppid()
 
     # ---- plumbing ----------------------------------------------------------------------------
     def _send(self, msg: tuple) -> None:
@@ -67,7 +69,13 @@ class HostService:
         self._send(("event", kind, message))
 
     def _publish_loop(self) -> None:
-        while not self._stop.wait(1.0 / PUBLISH_HZ):
+        """Publishes while no engine runs; a running engine publishes from its block thread, and
+        this thread then sleeps: any other thread that takes the GIL while the engine runs can be
+        preempted by a busy program while holding it, and the block thread would wait for it."""
+        while not self._stop.is_set():
+            self._idle.wait()
+            if self._stop.wait(1.0 / PUBLISH_HZ):
+                break
             self.publish()
 
     def publish(self) -> None:
@@ -76,6 +84,12 @@ class HostService:
             self.board.publish(eng.metrics if eng is not None else self.idle_metrics)
         except Exception:
             log.exception("publishing metrics failed")
+
+    def _publish_from_block_thread(self) -> None:
+        now = time.monotonic()
+        if now - self._published_at >= 1.0 / PUBLISH_HZ:
+            self._published_at = now
+            self.publish()
 
     def _handle(self, msg_id: int, method: str, args: tuple) -> None:
         try:
@@ -90,10 +104,7 @@ class HostService:
         threading.Thread(target=self._publish_loop, name="voicegui-metrics", daemon=True).start()
         while not self._stop.is_set():
             try:
-                if not self.conn.poll(PARENT_CHECK):
-                    if os.getppid() != self._parent:  # the window died and we were re-parented
-                        break
-                    continue
+                # blocks without waking: the window's death closes the pipe, which ends this
                 msg = self.conn.recv()
             except (EOFError, OSError):
                 break  # the window is gone
@@ -111,6 +122,7 @@ class HostService:
 
     def shutdown(self) -> None:
         self._stop.set()
+        self._idle.set()
         with self._lock:
             for closer in (self.do_engine_stop, self.do_meter_close, self.do_recorder_stop,
                            self.do_player_stop):  # fmt: skip
@@ -240,10 +252,17 @@ class HostService:
         self.do_engine_stop()
         self.do_meter_close()  # the engine takes the microphone
         eng = RealtimeEngine(settings, self.voices[vid], reference=None, on_event=self.event)
+        eng.after_block = self._publish_from_block_thread
         on_jack = settings.audio.input.hostapi == JACK_HOSTAPI
         before = set(_jack_ports()) if on_jack else set()
         eng.start()
         self.engine = eng
+        self._idle.clear()
+        # everything loaded so far (modules, the voice's weights) lives as long as the engine:
+        # keep it out of the collector's full passes, which run on whichever thread allocates
+        # (the block thread too) and would otherwise walk it all, holding the GIL
+        gc.collect()
+        gc.freeze()
         # this engine's own JACK ports (other clients may run), for the loopback measurement
         self.jack_ports = [p for p in _jack_ports() if p not in before] if on_jack else []
         self.publish()  # the window sees "running" as soon as it hears back
@@ -281,6 +300,7 @@ class HostService:
 
     def do_engine_stop(self, reason: str = "stopped") -> None:
         eng, self.engine = self.engine, None
+        self._idle.set()
         if eng is not None:
             eng.stop(reason)
             self.idle_metrics = eng.metrics  # the graph keeps the last run's picture

@@ -90,7 +90,7 @@ class Metrics:
     """Written by the audio thread only; ``snapshot`` and ``history`` are safe from any thread."""
 
     FIELDS = ("t", "compute_ms", "rtf", "input_db", "output_db", "latency_ms", "events")
-    EVENT_XRUN, EVENT_DROP, EVENT_ERROR = 1, 2, 4
+    EVENT_XRUN, EVENT_DROP, EVENT_ERROR, EVENT_UNDERRUN = 1, 2, 4, 8
 
     def __init__(self) -> None:
         self.snapshot = MetricsSnapshot()

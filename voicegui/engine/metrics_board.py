@@ -38,6 +38,7 @@ class MetricsBoard:
         )
         self._snap_at = _HEADER.size + _HIST_BYTES
         self._seq = 0
+        self._copied: tuple[int, int] = (-1, -1)  # (id of the Metrics, records copied so far)
 
     @property
     def name(self) -> str:
@@ -53,8 +54,16 @@ class MetricsBoard:
         buf = self.shm.buf
         self._seq += 1  # odd: writing
         _HEADER.pack_into(buf, 0, self._seq, metrics.count, len(data))
+        # only the records written since the last publish (all of them for another Metrics)
+        start = self._copied[1] if self._copied[0] == id(metrics) else 0
+        end = metrics.count
+        if end - start >= HISTORY or start > end:
+            idx: slice | np.ndarray = slice(None)
+        else:
+            idx = np.arange(start, end) % HISTORY
         for i, name in enumerate(_FIELDS):
-            self._hist[i] = metrics._hist[name]
+            self._hist[i][idx] = metrics._hist[name][idx]
+        self._copied = (id(metrics), end)
         buf[self._snap_at : self._snap_at + len(data)] = data
         self._seq += 1  # even: consistent
         _HEADER.pack_into(buf, 0, self._seq, metrics.count, len(data))

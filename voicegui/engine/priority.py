@@ -15,7 +15,7 @@ import sys
 import threading
 from dataclasses import dataclass
 
-FIFO_PRIORITY = 70  # below JACK's own threads (usually 80+), above everything else
+FIFO_PRIORITY = 55  # below the audio servers' threads (JACK: 60-80), above everything else
 RTKIT_PRIORITY = 20  # rtkit's usual ceiling
 NICE_BOOST = -11
 

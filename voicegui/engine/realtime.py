@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 
 STOP_FADE = 0.01  # s of fade-out pushed before the streams close
 DRIFT_HEADROOM = 0.004  # s of extra buffer when input and output are different devices
-POLL_MIN, POLL_MAX = 0.0003, 0.002  # s the block thread sleeps while a block is incomplete
+POLL_MIN, POLL_MAX = 0.0002, 0.0005  # s the block thread sleeps while a block is incomplete
 
 
 class EngineError(RuntimeError):
@@ -63,6 +63,9 @@ class RealtimeEngine:
         self.stream_opens = 0  # how often the streams were opened (a restart opens them again)
         self.block_hook: Callable[[np.ndarray], None] | None = None  # sees each input block
         self.output_hook: Callable[[np.ndarray], None] | None = None  # may add to each output
+        # called on the block thread after each block (the audio host publishes metrics here,
+        # so that no other thread of its process needs the GIL while the engine runs)
+        self.after_block: Callable[[], None] | None = None
 
     # ---- public API (any thread) --------------------------------------------------------
     @property
@@ -262,6 +265,8 @@ class RealtimeEngine:
                 for sink in self.sinks:
                     sink.push(out, late)
                 self._publish_counters()
+                if self.after_block is not None:
+                    self.after_block()
             if not reason:
                 # fade out whatever is queued next so stopping does not click
                 tail = np.zeros(block, dtype=np.float32)
@@ -295,6 +300,8 @@ class RealtimeEngine:
             self.metrics.mark_event(Metrics.EVENT_XRUN)
         if counters["dropped_blocks"] != snap.dropped_blocks:
             self.metrics.mark_event(Metrics.EVENT_DROP)
+        if counters["underruns"] != snap.underruns:
+            self.metrics.mark_event(Metrics.EVENT_UNDERRUN)
         self.metrics.snapshot = replace(snap, **counters)
 
 

@@ -221,6 +221,7 @@ class GraphPanel(QWidget):
             Metrics.EVENT_XRUN: ("xrun", "t", series_color(0, 3)),
             Metrics.EVENT_DROP: ("drop", "x", series_color(1, 3)),
             Metrics.EVENT_ERROR: ("voice error", "o", series_color(2, 3)),
+            Metrics.EVENT_UNDERRUN: ("underrun", "d", series_color(0, 3)),
         }
         self.scatter: dict[int, pg.ScatterPlotItem] = {}
         for flag, (name, symbol, color) in self.markers.items():
