@@ -126,12 +126,17 @@ def _run(
             loop.exec()
             gaps.stop()
             elapsed = t0.elapsed() / 1000.0
+        if "error" in measured:
+            raise RuntimeError(f"the loopback measurement failed: {measured['error']}")
         snap = controller.engine.snapshot() if controller.engine else host.snapshot()
-        events = _event_times(controller.metrics.history())
-        minutes = elapsed / 60.0
+        # the counters at the end of the measured window (the engine started just before it)
+        counts = {k: measured[k] for k in ("xruns_in", "xruns_out", "underruns", "dropped_blocks")}
+        events = [e for e in _event_times(controller.metrics.history()) if e["t"] <= seconds + 1]
+        minutes = seconds / 60.0
         result = {
             "mode": "jack-gui-load",
-            "seconds": round(elapsed, 2),
+            "seconds": seconds,
+            "wall_seconds": round(elapsed, 2),
             "minutes": round(minutes, 3),
             "load_processes": load,
             "period_frames": measured.get("period_frames"),
@@ -139,15 +144,9 @@ def _run(
             "jack_server_started": own_server,
             "voice": snap.voice,
             "priority": snap.priority,
-            "xruns_in": snap.xruns_in,
-            "xruns_out": snap.xruns_out,
-            "underruns": snap.underruns,
-            "dropped_blocks": snap.dropped_blocks,
+            **counts,
             "drift_corrections": snap.drift_corrections,
-            "per_minute": {
-                k: round(getattr(snap, k) / minutes, 2) if minutes else None
-                for k in ("xruns_in", "xruns_out", "underruns", "dropped_blocks")
-            },
+            "per_minute": {k: round(v / minutes, 2) for k, v in counts.items()},
             "events": events,
             "loopback": measured,
             "gui": {

@@ -49,7 +49,7 @@ class HostService:
         self.recorder: Any = None
         self.player: Any = None
         self.idle_metrics = Metrics()
-        self.jack_ports: list[str] = []
+        self.ports_before: set[str] | None = None
         self._published_at = 0.0
         self._idle = threading.Event()  # no engine runs: the publisher thread works
         self._idle.set()
@@ -254,17 +254,16 @@ class HostService:
         eng = RealtimeEngine(settings, self.voices[vid], reference=None, on_event=self.event)
         eng.after_block = self._publish_from_block_thread
         on_jack = settings.audio.input.hostapi == JACK_HOSTAPI
-        before = set(_jack_ports()) if on_jack else set()
+        # the JACK ports that exist before this engine's (for the loopback measurement)
+        self.ports_before = set(_jack_ports()) if on_jack else None
+        # everything loaded so far (modules, the voice's weights) lives as long as the engine:
+        # keep it out of the collector's full passes, which run on whichever thread allocates
+        # (the block thread too) and would walk it all, holding the GIL
+        gc.collect()
+        gc.freeze()
         eng.start()
         self.engine = eng
         self._idle.clear()
-        # everything loaded so far (modules, the voice's weights) lives as long as the engine:
-        # keep it out of the collector's full passes, which run on whichever thread allocates
-        # (the block thread too) and would otherwise walk it all, holding the GIL
-        gc.collect()
-        gc.freeze()
-        # this engine's own JACK ports (other clients may run), for the loopback measurement
-        self.jack_ports = [p for p in _jack_ports() if p not in before] if on_jack else []
         self.publish()  # the window sees "running" as soon as it hears back
         return self._engine_info()
 
@@ -290,12 +289,11 @@ class HostService:
         from voicegui.bench import clicks_through
 
         eng = self.engine
-        if eng is None or not self.jack_ports:
+        if eng is None or self.ports_before is None:
             raise RuntimeError("the loopback needs the engine running on JACK")
         ins, outs = jack.client_ports()
-        jack.loop_back(
-            [p for p in ins if p in self.jack_ports], [p for p in outs if p in self.jack_ports]
-        )
+        ours = self.ports_before
+        jack.loop_back([p for p in ins if p not in ours], [p for p in outs if p not in ours])
         return clicks_through(eng, seconds, clicks)
 
     def do_engine_stop(self, reason: str = "stopped") -> None:

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 STOP_FADE = 0.01  # s of fade-out pushed before the streams close
 DRIFT_HEADROOM = 0.004  # s of extra buffer when input and output are different devices
+JITTER_CALLBACKS = 1  # callbacks of headroom in the output ring beyond the minimum
 POLL_MIN, POLL_MAX = 0.0002, 0.0005  # s the block thread sleeps while a block is incomplete
 
 
@@ -197,7 +198,10 @@ class RealtimeEngine:
         if len(self.io.streams) > 1:
             # separate devices run on separate clocks: keep room to stretch before running dry
             margin += round(DRIFT_HEADROOM * rate)
-        target = block + frames + margin
+        # one block and one callback is the least that works when every callback comes on time;
+        # one more callback covers a device (or server) that runs two callbacks back to back
+        # after a late wake-up, which nothing can refill in between (seen on a loaded machine)
+        target = block + (1 + JITTER_CALLBACKS) * frames + margin
         window = max(1, round(0.5 * rate / block))
         tolerance = max(frames // 2, round(0.002 * rate))
         duplex = len(self.io.streams) - (self.io.monitor_dev is not None) == 1
