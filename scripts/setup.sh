@@ -19,6 +19,8 @@ APT_PACKAGES=(
   libxcb-render0 libxcb-render-util0 libxcb-shape0 libxcb-shm0 libxcb-sync1 libxcb-util1
   libxcb-xfixes0 libxcb-xkb1 libxkbcommon0 libxkbcommon-x11-0 libegl1 libgl1 libfontconfig1
   libdbus-1-3 fonts-dejavu-core
+  # what Qt's Wayland platform plugin, shell integrations and decorations load (bundled too)
+  libwayland-client0 libwayland-cursor0 libwayland-egl1
   binutils                             # strip, for smaller bundles (packaging/)
 )
 
