@@ -1,11 +1,23 @@
-"""Front ends (mel, 22.05->16 kHz resampler, Kaldi fbank) against the Seed-VC parity kit."""
+"""Front ends (mel, 22.05->16 kHz resampler, Kaldi fbank) against the Seed-VC parity kit.
+
+Tolerances are per element, from the rounding analysis in tests/seedvc/rounding.py; each has a
+negative control below that applies a real mistake and asserts that the comparison fails.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
+import torch.nn.functional as F
 
-from tests.seedvc.conftest import assert_abs, assert_rel
+from tests.seedvc.rounding import (
+    assert_within,
+    fbank_normalised_tolerance,
+    fbank_tolerance,
+    mel_tolerance,
+    resample_tolerance,
+)
 from voicegui.voices.seedvc import features as feat
 
 
@@ -16,7 +28,8 @@ def _t(a: np.ndarray) -> torch.Tensor:
 def test_ref_mel(kit_inputs, kit_expected):
     mel = feat.mel_spectrogram(_t(kit_inputs["ref_wav_22k"]))
     assert mel.dtype == torch.float32
-    assert_abs(mel.numpy(), kit_expected["ref_mel"], 1e-4, "ref_mel")
+    tol = mel_tolerance(kit_inputs["ref_wav_22k"])
+    assert_within(mel.numpy(), kit_expected["ref_mel"], tol, "ref_mel")
 
 
 def test_mel_accepts_batched_and_flat_input(kit_inputs):
@@ -38,7 +51,8 @@ def test_slaney_filterbank_shape_and_support():
 
 def test_ref_wav_16k(kit_inputs, kit_expected):
     wav16 = feat.resample_22k_to_16k(_t(kit_inputs["ref_wav_22k"]))
-    assert_rel(wav16.numpy(), kit_expected["ref_wav_16k"], 1e-5, "ref_wav_16k")
+    tol = resample_tolerance(kit_inputs["ref_wav_22k"])
+    assert_within(wav16.numpy(), kit_expected["ref_wav_16k"], tol, "ref_wav_16k")
 
 
 def test_resample_length_and_batch_shape():
@@ -59,18 +73,128 @@ def test_resample_keeps_a_low_tone():
 
 def test_ref_fbank_raw(kit_expected):
     fb = feat.kaldi_fbank(_t(kit_expected["ref_wav_16k"]))
-    assert_abs(fb.numpy(), kit_expected["ref_fbank_raw"], 1e-4, "ref_fbank_raw")
+    assert fb.dtype == torch.float32
+    tol = fbank_tolerance(kit_expected["ref_wav_16k"])
+    assert_within(fb.numpy(), kit_expected["ref_fbank_raw"], tol, "ref_fbank_raw")
 
 
 def test_ref_fbank_mean_normalised(kit_expected):
     fb = feat.mean_normalise(feat.kaldi_fbank(_t(kit_expected["ref_wav_16k"])))
-    assert_abs(fb.numpy(), kit_expected["ref_fbank"], 1e-4, "ref_fbank")
+    tol = fbank_normalised_tolerance(kit_expected["ref_wav_16k"])
+    assert_within(fb.numpy(), kit_expected["ref_fbank"], tol, "ref_fbank")
 
 
 def test_fbank_chain_from_22k(kit_inputs, kit_expected):
     wav16 = feat.resample_22k_to_16k(_t(kit_inputs["ref_wav_22k"]))
     fb = feat.mean_normalise(feat.kaldi_fbank(wav16))
-    assert_abs(fb.numpy(), kit_expected["ref_fbank"], 1e-4, "ref_fbank (from 22.05 kHz)")
+    # our resampled input may differ from the kit's by the resampler's bound
+    tol = fbank_normalised_tolerance(
+        kit_expected["ref_wav_16k"], resample_tolerance(kit_inputs["ref_wav_22k"])
+    )
+    assert_within(fb.numpy(), kit_expected["ref_fbank"], tol, "ref_fbank (from 22.05 kHz)")
+
+
+def test_fbank_float64_is_stable_where_float32_is_not(kit_expected):
+    """The log of a band that holds 1e-9 of its frame keeps its digits in float64: computing
+    the same fbank in float32 lands far from it (by the FFT's absolute rounding over that
+    band's energy), in float64 within a few float32 ulps of the log."""
+    wav = _t(kit_expected["ref_wav_16k"])
+    wide = feat.kaldi_fbank(wav.double()).double()
+    ours = feat.kaldi_fbank(wav).double()
+    u = 2.0**-24
+    # ours is the float64 result rounded once to float32: half an ulp of |log E| <= 16
+    assert (ours - wide).abs().max() <= u * wide.abs().max()
+
+
+# ---------------------------------------------------------------- negative controls
+# Each applies one real mistake to the implementation and asserts that the comparison with the
+# kit, at the tolerances above, fails: the tolerances are tight enough to see it.
+
+
+_FBANK_TABLES, _MEL_TABLES = feat._fbank_tables, feat._mel_tables
+
+
+def _hann_not_povey(device, dtype):
+    window, banks = _FBANK_TABLES(device, dtype)
+    return torch.hann_window(feat.FBANK_WIN, periodic=False, dtype=dtype).to(device), banks
+
+
+def _banks_one_bin_off(device, dtype):
+    window, banks = _FBANK_TABLES(device, dtype)
+    return window, torch.roll(banks, 1, dims=0)
+
+
+@pytest.mark.parametrize("mistake", ["hann window", "mel table one bin off", "frame off by one"])
+def test_fbank_negative_controls(kit_expected, monkeypatch, mistake):
+    wav = kit_expected["ref_wav_16k"]
+    want, tol = kit_expected["ref_fbank_raw"], fbank_tolerance(wav)
+    if mistake == "hann window":
+        monkeypatch.setattr(feat, "_fbank_tables", _hann_not_povey)
+    elif mistake == "mel table one bin off":
+        monkeypatch.setattr(feat, "_fbank_tables", _banks_one_bin_off)
+    got = feat.kaldi_fbank(_t(wav)).numpy()
+    if mistake == "frame off by one":
+        got, want, tol = got[1:], want[:-1], tol[:-1]
+    with pytest.raises(AssertionError, match="ref_fbank_raw"):
+        assert_within(got, want, tol, "ref_fbank_raw")
+
+
+def _mel_symmetric_window(device, dtype):
+    basis, _ = _MEL_TABLES(device, dtype)
+    return basis, torch.hann_window(feat.WIN, periodic=False, dtype=dtype).to(device)
+
+
+def _mel_fmax_nyquist(device, dtype):
+    _, window = _MEL_TABLES(device, dtype)
+    basis = feat.slaney_mel_filterbank(fmax=feat.SAMPLE_RATE / 2)
+    return torch.from_numpy(basis).to(device=device, dtype=dtype), window
+
+
+@pytest.mark.parametrize(
+    "mistake", ["symmetric window", "fmax at Nyquist", "frame off by one", "centre padding"]
+)
+def test_mel_negative_controls(kit_inputs, kit_expected, monkeypatch, mistake):
+    wav = kit_inputs["ref_wav_22k"]
+    want, tol = kit_expected["ref_mel"], mel_tolerance(wav)
+    if mistake == "symmetric window":
+        monkeypatch.setattr(feat, "_mel_tables", _mel_symmetric_window)
+    elif mistake == "fmax at Nyquist":
+        monkeypatch.setattr(feat, "_mel_tables", _mel_fmax_nyquist)
+    elif mistake == "centre padding":  # pad by n_fft/2 (torch.stft's centre) instead of 384
+        real_pad = F.pad
+
+        def pad(x, p, mode="constant", value=None):
+            if mode == "reflect" and p == ((feat.N_FFT - feat.HOP) // 2,) * 2:
+                p = (feat.N_FFT // 2,) * 2
+            return real_pad(x, p, mode=mode) if value is None else real_pad(x, p, mode, value)
+
+        monkeypatch.setattr(feat.F, "pad", pad)
+    got = feat.mel_spectrogram(_t(wav)).numpy()
+    if mistake == "frame off by one":
+        got, want, tol = got[..., 1:], want[..., :-1], tol[..., :-1]
+    got = got[..., : want.shape[-1]]
+    with pytest.raises(AssertionError, match="ref_mel"):
+        assert_within(got, want, tol, "ref_mel")
+
+
+@pytest.mark.parametrize("mistake", ["rolloff 0.98", "width 5", "one sample late"])
+def test_resampler_negative_controls(kit_inputs, kit_expected, monkeypatch, mistake):
+    wav = kit_inputs["ref_wav_22k"]
+    want, tol = kit_expected["ref_wav_16k"], resample_tolerance(wav)
+    feat._resample_kernel.cache_clear()
+    try:
+        if mistake == "rolloff 0.98":
+            monkeypatch.setattr(feat, "RS_ROLLOFF", 0.98)
+        elif mistake == "width 5":
+            monkeypatch.setattr(feat, "RS_WIDTH", 5)
+        got = feat.resample_22k_to_16k(_t(wav)).numpy()
+    finally:
+        monkeypatch.undo()
+        feat._resample_kernel.cache_clear()
+    if mistake == "one sample late":
+        got, want, tol = got[1:], want[:-1], tol[:-1]
+    with pytest.raises(AssertionError, match="ref_wav_16k"):
+        assert_within(got, want, tol, "ref_wav_16k")
 
 
 def test_tables_are_cached():
