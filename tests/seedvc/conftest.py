@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +52,96 @@ TINY_XLSR = {
 }
 
 
+@dataclass(frozen=True)
+class KitGeometry:
+    """Upstream's real-time GUI settings as the kit's README states them, and the lengths its
+    GUI derives from them (the same arithmetic as upstream's start_vc / custom_infer)."""
+
+    rate: int
+    block_time: float
+    crossfade_time: float
+    extra_ce: float
+    extra_dit: float
+    extra_right: float
+    steps: int
+    cfg: float
+    max_prompt: float
+
+    @property
+    def zc(self) -> int:  # samples per content frame (50 frames/s)
+        return self.rate // 50
+
+    def _frames(self, seconds: float) -> int:
+        return int(round(seconds * self.rate / self.zc)) * self.zc
+
+    @property
+    def block_frame(self) -> int:
+        return self._frames(self.block_time)
+
+    @property
+    def sola_buffer(self) -> int:
+        return min(self._frames(self.crossfade_time), 4 * self.zc)
+
+    @property
+    def sola_search(self) -> int:
+        return self.zc
+
+    @property
+    def extra(self) -> int:
+        return self._frames(self.extra_ce)
+
+    @property
+    def right(self) -> int:
+        return self._frames(self.extra_right)
+
+    @property
+    def return_length(self) -> int:  # in content frames
+        return (self.block_frame + self.sola_buffer + self.sola_search) // self.zc
+
+    @property
+    def out_samples(self) -> int:
+        return self.return_length * self.zc
+
+    @property
+    def window(self) -> int:
+        return self.extra + self.sola_buffer + self.sola_search + self.block_frame + self.right
+
+    @property
+    def prompt_samples(self) -> int:  # reference[: int(rate * max_prompt)]
+        return int(self.rate * self.max_prompt)
+
+    def plan(self):
+        from voicegui.voices.seedvc.model import plan_block
+
+        return plan_block(self.extra_ce, self.extra_dit, self.out_samples, self.right, self.rate)
+
+
+README_SETTINGS = {
+    "block_time": r"block ([0-9.]+) s",
+    "crossfade_time": r"crossfade ([0-9.]+)",
+    "extra_ce": r"extra_ce ([0-9.]+)",
+    "extra_dit": r"extra_dit ([0-9.]+)",
+    "extra_right": r"extra_right ([0-9.]+)",
+    "steps": r"steps ([0-9]+)",
+    "cfg": r"cfg ([0-9.]+)",
+    "max_prompt": r"max_prompt ([0-9.]+)",
+    "rate": r"model rate of ([0-9]+) Hz",
+}
+
+
+def read_kit_geometry(kit: Path) -> KitGeometry:
+    """The settings line of the README ("GUI settings. block 0.18 s, crossfade 0.04, ...")."""
+    text = (kit / "README.md").read_text(encoding="utf-8")
+    line = next(ln for ln in text.splitlines() if "GUI settings" in ln)
+    values = {}
+    for name, pattern in README_SETTINGS.items():
+        m = re.search(pattern, line)
+        assert m, f"kit README: no {name} in {line!r}"
+        values[name] = m.group(1)
+    kinds = {"rate": int, "steps": int}
+    return KitGeometry(**{k: kinds.get(k, float)(v) for k, v in values.items()})
+
+
 def kit_dir() -> Path:
     return Path(os.environ.get("VOICEGUI_SEEDVC_FIXTURES", DEFAULT_KIT))
 
@@ -72,6 +164,16 @@ def kit_inputs(seedvc_kit: Path) -> dict[str, np.ndarray]:
 def kit_expected(seedvc_kit: Path) -> dict[str, np.ndarray]:
     with np.load(seedvc_kit / "expected.npz") as f:
         return {k: f[k] for k in f.files}
+
+
+@pytest.fixture(scope="session")
+def kit_geometry(seedvc_kit: Path) -> KitGeometry:
+    return read_kit_geometry(seedvc_kit)
+
+
+def standalone_prompt_frames(kit_expected) -> int:
+    """Prompt frames of the standalone CFM runs (the full reference's mel is the prompt)."""
+    return kit_expected["ref_mel"].shape[-1]
 
 
 def _kit_fingerprint(kit: Path) -> str:

@@ -8,15 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-from tests.seedvc.conftest import assert_rel
+from tests.seedvc.conftest import assert_rel, standalone_prompt_frames
 from voicegui.voices.seedvc.cfm import CFM, load_dit_checkpoint
 from voicegui.voices.seedvc.checkpoints import CheckpointError, read_checkpoint
 from voicegui.voices.seedvc.dit import DiT, timestep_freqs
 from voicegui.voices.seedvc.length_regulator import InterpolateRegulator
 
 DIT_FILE = "dit_uvit_tat_xlsr_tiny_random.pth"
-RT_DROP = 100  # int(cd_difference * 50) content frames dropped in the real-time block
-RT_FRAMES = 65
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +37,13 @@ def test_length_regulator(dit_models, kit_inputs, kit_expected, name):
     assert_rel(out.numpy(), kit_expected[f"{name}_cond"], 1e-5, f"{name}_cond")
 
 
-def test_length_regulator_realtime(dit_models, kit_inputs, kit_expected):
+def test_length_regulator_realtime(dit_models, kit_inputs, kit_expected, kit_geometry):
     _, lr = dit_models
     prompt_frames = kit_expected["e2e_prompt_mel"].shape[-1]
+    plan = kit_geometry.plan()  # content frames dropped, mel frames of the block
     with torch.inference_mode():
         prompt = lr(_t(kit_inputs["e2e_prompt_content"]), prompt_frames)
-        cond = lr(_t(kit_inputs["e2e_window_content"][:, RT_DROP:]), RT_FRAMES)
+        cond = lr(_t(kit_inputs["e2e_window_content"][:, plan.drop_frames :]), plan.mel_frames)
     assert_rel(prompt.numpy(), kit_expected["e2e_prompt_cond"], 1e-4, "e2e_prompt_cond")
     assert_rel(cond.numpy(), kit_expected["e2e_cond"], 1e-4, "e2e_cond")
 
@@ -61,6 +60,7 @@ def test_length_regulator_masks_short_rows(dit_models, kit_inputs):
 # ---------------------------------------------------------------- CFM
 
 
+# the kit's two standalone runs: the tag in the array names spells out steps and CFG
 @pytest.mark.parametrize(("steps", "cfg", "tag"), [(4, 0.0, "s4_cfg0"), (10, 0.7, "s10_cfg07")])
 def test_cfm_standalone(dit_models, kit_inputs, kit_expected, steps, cfg, tag):
     cfm, _ = dit_models
@@ -77,19 +77,20 @@ def test_cfm_standalone(dit_models, kit_inputs, kit_expected, steps, cfg, tag):
     )
     assert_rel(out.numpy(), kit_expected[f"cfm_out_{tag}"], 1e-4, f"cfm_out_{tag}")
     assert_rel(first.numpy(), kit_expected[f"cfm_first_velocity_{tag}"], 1e-4, f"first_{tag}")
-    assert torch.all(out[..., : kit_expected["ref_mel"].shape[-1]] == 0)
+    assert torch.all(out[..., : standalone_prompt_frames(kit_expected)] == 0)
 
 
-def test_cfm_realtime_block(dit_models, kit_inputs, kit_expected):
+def test_cfm_realtime_block(dit_models, kit_inputs, kit_expected, kit_geometry):
     cfm, _ = dit_models
+    g = kit_geometry
     mu = _t(np.concatenate([kit_expected["e2e_prompt_cond"], kit_expected["e2e_cond"]], axis=1))
     out, first = cfm.inference(
         mu,
         None,
         _t(kit_expected["e2e_prompt_mel"]),
         _t(kit_expected["e2e_style"]),
-        10,
-        0.7,
+        g.steps,
+        g.cfg,
         noise=_t(kit_inputs["e2e_cfm_noise"]),
         return_first_velocity=True,
     )

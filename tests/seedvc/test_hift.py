@@ -1,7 +1,7 @@
 """HiFT vocoder against the Seed-VC parity kit.
 
-The kit vocodes the 10-step CFG CFM output (prompt frames dropped): all 170 frames for hift_wav,
-the first 100 with an explicit f0 contour for hift_f0x_wav.
+The kit vocodes the standalone CFG CFM output (prompt frames dropped): all its frames for
+hift_wav, the first F with an explicit f0 contour of F frames for hift_f0x_wav.
 """
 
 from __future__ import annotations
@@ -12,12 +12,11 @@ import numpy as np
 import pytest
 import torch
 
-from tests.seedvc.conftest import assert_abs, assert_rel
+from tests.seedvc.conftest import assert_abs, assert_rel, standalone_prompt_frames
 from voicegui.voices.seedvc.checkpoints import CheckpointError, read_checkpoint
 from voicegui.voices.seedvc.hift import HiFTGenerator, _fold_weight_norm, load_hift
 
 CKPT = "hift.pt"
-PROMPT_FRAMES = 258
 
 
 def _t(a: np.ndarray) -> torch.Tensor:
@@ -31,7 +30,7 @@ def hift(kit_checkpoints) -> HiFTGenerator:
 
 @pytest.fixture(scope="module")
 def mel(kit_expected) -> torch.Tensor:
-    return _t(kit_expected["cfm_out_s10_cfg07"][:, :, PROMPT_FRAMES:])
+    return _t(kit_expected["cfm_out_s10_cfg07"][:, :, standalone_prompt_frames(kit_expected) :])
 
 
 def test_structure_matches_key_listing(seedvc_kit):
@@ -60,9 +59,10 @@ def test_hift_wav(hift, mel, kit_inputs, kit_expected):
 
 
 def test_hift_explicit_f0(hift, mel, kit_inputs, kit_expected):
+    frames = kit_inputs["hift_f0x_f0"].shape[-1]
     with torch.inference_mode():
         wav = hift(
-            mel[:, :, :100],
+            mel[:, :, :frames],
             f0=_t(kit_inputs["hift_f0x_f0"]),
             phase=_t(kit_inputs["hift_f0x_phase"]),
             noise=_t(kit_inputs["hift_f0x_noise"]),

@@ -11,7 +11,7 @@ from voicegui.engine.offline import run_blocks
 from voicegui.engine.processor import BlockProcessor
 from voicegui.engine.sola import Sola, best_offset
 from voicegui.settings import Settings, with_changes
-from voicegui.voices.seedvc.campplus import load_campplus
+from voicegui.voices.seedvc.campplus import load_campplus, style_vector
 from voicegui.voices.seedvc.cfm import load_dit_checkpoint
 from voicegui.voices.seedvc.hift import load_hift
 from voicegui.voices.seedvc.model import SeedVCModel, plan_block
@@ -33,25 +33,37 @@ def kit_model(kit_checkpoints):
 
 
 def test_upstream_block_plan():
+    # upstream's GUI at its defaults (block 0.18 s, ...): the figures its own code derives
     plan = plan_block(left_s=2.5, dit_left_s=0.5, out_samples=5292, right_samples=441)
     assert (plan.drop_frames, plan.mel_frames) == (100, 65)
 
 
-def test_one_full_realtime_block_matches_upstream(kit_model, kit_inputs, kit_expected):
-    I, E = kit_inputs, kit_expected
-    prompt = kit_model.make_prompt(
-        I["ref_wav_22k"], 3.0, prompt_content=torch.from_numpy(I["e2e_prompt_content"])
+def _upstream_prompt(model, kit_inputs, geometry):
+    """The prompt as upstream makes it: the style from the cropped prompt only."""
+    I = kit_inputs
+    return model.make_prompt(
+        I["ref_wav_22k"],
+        geometry.max_prompt,
+        prompt_content=torch.from_numpy(I["e2e_prompt_content"]),
+        style_from_prompt=True,
     )
+
+
+def test_one_full_realtime_block_matches_upstream(
+    kit_model, kit_inputs, kit_expected, kit_geometry
+):
+    I, E, g = kit_inputs, kit_expected, kit_geometry
+    prompt = _upstream_prompt(kit_model, I, g)
     assert_rel(prompt.mel, E["e2e_prompt_mel"], 1e-4, "e2e_prompt_mel")
     assert_rel(prompt.style, E["e2e_style"], 1e-5, "e2e_style")
     assert_rel(prompt.cond, E["e2e_prompt_cond"], 1e-4, "e2e_prompt_cond")
-    plan = plan_block(2.5, 0.5, 5292, 441)
+    plan = g.plan()
     out = kit_model.infer_block(
         None,
         prompt,
         plan,
-        10,
-        0.7,
+        g.steps,
+        g.cfg,
         content=torch.from_numpy(I["e2e_window_content"]),
         cfm_noise=torch.from_numpy(I["e2e_cfm_noise"]),
         hift_phase=torch.from_numpy(I["e2e_hift_phase"]),
@@ -62,13 +74,11 @@ def test_one_full_realtime_block_matches_upstream(kit_model, kit_inputs, kit_exp
     assert_rel(out, E["stream_b1_infer_wav"], 1e-4, "stream_b1_infer_wav")
 
 
-def test_trimmed_vocoder_emits_the_same_block(kit_model, kit_inputs):
-    """Vocoding only the frames the block needs (+ margin) instead of all 65."""
+def test_trimmed_vocoder_emits_the_same_block(kit_model, kit_inputs, kit_geometry):
+    """Vocoding only the frames the block needs (+ margin) instead of all of the block's."""
     I = kit_inputs
-    prompt = kit_model.make_prompt(
-        I["ref_wav_22k"], 3.0, prompt_content=torch.from_numpy(I["e2e_prompt_content"])
-    )
-    plan = plan_block(2.5, 0.5, 5292, 441)
+    prompt = _upstream_prompt(kit_model, I, kit_geometry)
+    plan = kit_geometry.plan()
     args = dict(
         content=torch.from_numpy(I["e2e_window_content"]),
         cfm_noise=torch.from_numpy(I["e2e_cfm_noise"]),
@@ -85,15 +95,16 @@ def test_trimmed_vocoder_emits_the_same_block(kit_model, kit_inputs):
     assert snr > 40, snr
 
 
-def test_sola_matches_upstream_streaming(kit_expected):
-    E = kit_expected
-    sola = Sola(block=3969, crossfade=882, search=441)
-    np.testing.assert_allclose(sola.fade_in, E["stream_fade_in_window"], atol=1e-6)
+def test_sola_matches_upstream_streaming(kit_expected, kit_geometry):
+    E, g = kit_expected, kit_geometry
+    sola = Sola(block=g.block_frame, crossfade=g.sola_buffer, search=g.sola_search)
+    # sin(pi/2 * t)^2 in float32 on both sides: a few roundings of values <= 1, each <= u = 6e-8
+    np.testing.assert_allclose(sola.fade_in, E["stream_fade_in_window"], atol=16 * 2.0**-24)
     # block 2 against the tail upstream kept from block 1
     sola.tail[:] = E["stream_b1_sola_buffer"]
     sola.has_tail = True
     infer = E["stream_b2_infer_wav"]
-    assert best_offset(infer, sola.tail, 441) == int(E["stream_sola_offset"][1])
+    assert best_offset(infer, sola.tail, g.sola_search) == int(E["stream_sola_offset"][1])
     out = sola.splice(infer)
     assert_rel(out, E["stream_b2_outdata"], 1e-4, "stream_b2_outdata")
     assert_rel(sola.tail, E["stream_b2_sola_buffer"], 1e-4, "stream_b2_sola_buffer")
@@ -159,3 +170,45 @@ def test_steps_and_cfg_changed_live_take_effect_on_the_next_block(streaming_voic
         np.testing.assert_array_equal(got[:2], ref[:2])  # same seed, same input: identical
         assert np.abs(got[2] - ref[2]).max() > 1e-6  # the very next block differs
     assert streaming_voice.cfg == 0.0 and streaming_voice.steps == 2
+
+
+def test_long_reference_upstream_style_and_whole_clip_style(
+    kit_model, kit_inputs, kit_expected, kit_geometry
+):
+    """A reference longer than Max prompt: the prompt is its first Max prompt seconds either
+    way; upstream's style (style_from_prompt) still matches the kit, the default one is the
+    whole clip's and differs from it by design."""
+    I, E, g = kit_inputs, kit_expected, kit_geometry
+    n = min(len(I["ref_wav_22k"]), g.prompt_samples)  # what upstream's prompt used
+    long = np.concatenate([I["ref_wav_22k"][:n], I["ref_wav_22k"][::-1]])  # + other speech
+    max_s = (n + 0.5) / g.rate  # int(rate * max_s) == n
+    content = torch.from_numpy(I["e2e_prompt_content"])
+    upstream = kit_model.make_prompt(long, max_s, prompt_content=content, style_from_prompt=True)
+    whole = kit_model.make_prompt(long, max_s, prompt_content=content)
+    for p in (upstream, whole):
+        assert_rel(p.mel, E["e2e_prompt_mel"], 1e-4, "e2e_prompt_mel")
+        assert_rel(p.cond, E["e2e_prompt_cond"], 1e-4, "e2e_prompt_cond")
+    assert_rel(upstream.style, E["e2e_style"], 1e-5, "e2e_style (style from the prompt)")
+    with torch.inference_mode():
+        want = style_vector(torch.from_numpy(long), kit_model.speaker)
+    assert_rel(whole.style, want, 1e-5, "style of the whole clip")
+    with pytest.raises(AssertionError):
+        assert_rel(whole.style, E["e2e_style"], 1e-5, "whole-clip style is not upstream's")
+
+
+def test_style_setting_reaches_the_voice(streaming_voice):
+    """style_from_prompt flows like max_prompt_time: settings -> voice_params -> the prompt."""
+    from voicegui.engine.processor import voice_params
+
+    v = streaming_voice  # prepared with a 1 s reference
+    s = with_changes(Settings(), voice={"max_prompt_time": 1.0, "style_from_prompt": True})
+    assert voice_params(s.voice, s.engine)["style_from_prompt"] is True
+    try:
+        v.update({"max_prompt_time": 0.5, "style_from_prompt": False})
+        whole = v._prompt.style.clone()
+        v.update({"style_from_prompt": True})
+        cropped = v._prompt.style.clone()
+        assert v.style_from_prompt and v._prompt_key[-1] is True
+        assert (whole - cropped).abs().max() > 1e-3 * whole.abs().max()
+    finally:
+        v.update({"max_prompt_time": 1.0, "style_from_prompt": False})
