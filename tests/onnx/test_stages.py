@@ -12,15 +12,19 @@ import pytest
 import torch
 
 from tests.onnx.conftest import snr_db
-from tests.seedvc.conftest import assert_abs, assert_rel
-
-PROMPT = 258  # prompt frames of the standalone CFM / vocoder fixtures
+from tests.seedvc.conftest import assert_abs, assert_rel, standalone_prompt_frames
 
 
-def test_content_encoder_matches_torch(ort_fp32, torch_model, kit_inputs):
+@pytest.fixture(scope="module")
+def prompt_frames(kit_expected) -> int:  # prompt frames of the standalone CFM / vocoder fixtures
+    return standalone_prompt_frames(kit_expected)
+
+
+def test_content_encoder_matches_torch(ort_fp32, torch_model, kit_inputs, kit_geometry):
     from voicegui.voices.seedvc.features import resample_22k_to_16k
 
-    for n in (60858, 22050, 30001):  # the real-time window and two odd lengths
+    # the kit's real-time window and two odd lengths
+    for n in (kit_geometry.window, 22050, 30001):
         wav = kit_inputs["ref_wav_22k"][:n]
         got = ort_fp32.content_features(wav)
         with torch.inference_mode():
@@ -34,13 +38,16 @@ def test_length_regulator(ort_fp32, kit_inputs, kit_expected, name):
     assert_rel(out, kit_expected[f"{name}_cond"], 1e-5, f"{name}_cond")
 
 
-def test_length_regulator_realtime_drop(ort_fp32, kit_inputs, kit_expected):
-    out = ort_fp32.regulate(kit_inputs["e2e_window_content"], 65, drop=100)
+def test_length_regulator_realtime_drop(ort_fp32, kit_inputs, kit_expected, kit_geometry):
+    plan = kit_geometry.plan()
+    out = ort_fp32.regulate(
+        kit_inputs["e2e_window_content"], plan.mel_frames, drop=plan.drop_frames
+    )
     assert_rel(out, kit_expected["e2e_cond"], 1e-5, "e2e_cond")
 
 
 @pytest.mark.parametrize(("steps", "cfg", "tag"), [(4, 0.0, "s4_cfg0"), (10, 0.7, "s10_cfg07")])
-def test_cfm_steps(ort_fp32, kit_inputs, kit_expected, steps, cfg, tag):
+def test_cfm_steps(ort_fp32, kit_inputs, kit_expected, prompt_frames, steps, cfg, tag):
     E = kit_expected
     out, first = ort_fp32.solve(
         E["ref_mel"],
@@ -52,21 +59,23 @@ def test_cfm_steps(ort_fp32, kit_inputs, kit_expected, steps, cfg, tag):
         noise=kit_inputs["cfm_noise"],
         return_first_velocity=True,
     )
-    v = E[f"cfm_first_velocity_{tag}"][..., PROMPT:]
+    v = E[f"cfm_first_velocity_{tag}"][..., prompt_frames:]
     mixed = v[:1] if cfg == 0 else (1 + cfg) * v[:1] - cfg * v[1:]
     assert_rel(first, mixed, 1e-4, f"first velocity {tag}")
-    assert_rel(out, E[f"cfm_out_{tag}"][..., PROMPT:], 1e-4, f"cfm_out_{tag}")
+    assert_rel(out, E[f"cfm_out_{tag}"][..., prompt_frames:], 1e-4, f"cfm_out_{tag}")
 
 
-def test_vocoder(ort_fp32, kit_inputs, kit_expected):
-    mel = kit_expected["cfm_out_s10_cfg07"][..., PROMPT:]
+def test_vocoder(ort_fp32, kit_inputs, kit_expected, prompt_frames):
+    mel = kit_expected["cfm_out_s10_cfg07"][..., prompt_frames:]
     wav = ort_fp32.vocode(mel, kit_inputs["hift_phase"], kit_inputs["hift_noise"])
     assert_rel(wav, kit_expected["hift_wav"][0], 1e-4, "hift_wav")
 
 
-def test_vocoder_trimmed_matches_torch(ort_fp32, torch_model, kit_inputs, kit_expected):
+def test_vocoder_trimmed_matches_torch(
+    ort_fp32, torch_model, kit_inputs, kit_expected, prompt_frames
+):
     """Only the last frames (the real-time path): the noise length picks them inside the graph."""
-    mel = kit_expected["cfm_out_s10_cfg07"][..., PROMPT:]
+    mel = kit_expected["cfm_out_s10_cfg07"][..., prompt_frames:]
     noise = kit_inputs["hift_noise"][..., -40 * 256 :]
     wav = ort_fp32.vocode(mel, kit_inputs["hift_phase"], noise, frames=40)
     with torch.inference_mode():
@@ -78,7 +87,7 @@ def test_vocoder_trimmed_matches_torch(ort_fp32, torch_model, kit_inputs, kit_ex
     assert_rel(wav, ref, 1e-4, "trimmed vocoder")
 
 
-def test_vocoder_voiced_path(kit_checkpoints, kit_inputs, kit_expected, tmp_path):
+def test_vocoder_voiced_path(kit_checkpoints, kit_inputs, kit_expected, prompt_frames, tmp_path):
     """The sine source (float64 phase accumulation) with an explicit f0, via a parity export."""
     import onnxruntime as ort
 
@@ -90,7 +99,8 @@ def test_vocoder_voiced_path(kit_checkpoints, kit_inputs, kit_expected, tmp_path
     export_module(graph, "vocoder_f0", tmp_path / "v.onnx")
     sess = ort.InferenceSession(str(tmp_path / "v.onnx"), providers=["CPUExecutionProvider"])
     I = kit_inputs
-    mel = kit_expected["cfm_out_s10_cfg07"][..., PROMPT : PROMPT + 100]
+    frames = I["hift_f0x_f0"].shape[-1]
+    mel = kit_expected["cfm_out_s10_cfg07"][..., prompt_frames : prompt_frames + frames]
     feeds = {
         "mel": np.ascontiguousarray(mel),
         "phase": I["hift_f0x_phase"],
@@ -109,17 +119,20 @@ def test_campplus_style(ort_fp32, kit_inputs, kit_expected):
     assert_rel(ort_fp32.speaker_style(fbank), kit_expected["ref_style"], 1e-5, "ref_style")
 
 
-def test_prompt_matches_kit(ort_fp32, kit_inputs, kit_expected):
+def test_prompt_matches_kit(ort_fp32, kit_inputs, kit_expected, kit_geometry):
     E = kit_expected
     prompt = ort_fp32.make_prompt(
-        kit_inputs["ref_wav_22k"], 3.0, prompt_content=kit_inputs["e2e_prompt_content"]
+        kit_inputs["ref_wav_22k"],
+        kit_geometry.max_prompt,
+        prompt_content=kit_inputs["e2e_prompt_content"],
+        style_from_prompt=True,  # upstream's style: the cropped prompt's
     )
     assert_rel(prompt.mel, E["e2e_prompt_mel"], 1e-4, "e2e_prompt_mel")
     assert_rel(prompt.style, E["e2e_style"], 1e-5, "e2e_style")
     assert_rel(prompt.cond, E["e2e_prompt_cond"], 1e-4, "e2e_prompt_cond")
 
 
-def test_fp16_graphs_on_cpu(model_files, onnx_cache, kit_inputs, kit_expected):
+def test_fp16_graphs_on_cpu(model_files, onnx_cache, kit_inputs, kit_expected, prompt_frames):
     """The GPU (fp16) graphs, run through onnxruntime's CPU casts: structure and half weights.
 
     Measured on the kit: CFM mel 73 dB, block output 65 dB SNR against the fp32 reference.
@@ -134,8 +147,10 @@ def test_fp16_graphs_on_cpu(model_files, onnx_cache, kit_inputs, kit_expected):
     mel = model.solve(
         E["ref_mel"], E["ref_cond"], E["ref_style"], E["src_cond"], 10, 0.7, noise=I["cfm_noise"]
     )
-    assert snr_db(mel, E["cfm_out_s10_cfg07"][..., PROMPT:]) > 50
-    wav = model.vocode(E["cfm_out_s10_cfg07"][..., PROMPT:], I["hift_phase"], I["hift_noise"])
+    assert snr_db(mel, E["cfm_out_s10_cfg07"][..., prompt_frames:]) > 50
+    wav = model.vocode(
+        E["cfm_out_s10_cfg07"][..., prompt_frames:], I["hift_phase"], I["hift_noise"]
+    )
     assert np.all(np.isfinite(wav))
     assert snr_db(wav, E["hift_wav"][0]) > 40
     cache = ExportCache(onnx_cache)
