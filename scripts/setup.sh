@@ -21,7 +21,12 @@ APT_PACKAGES=(
   libdbus-1-3 fonts-dejavu-core
   # what Qt's Wayland platform plugin, shell integrations and decorations load (bundled too)
   libwayland-client0 libwayland-cursor0 libwayland-egl1
-  binutils                             # strip, for smaller bundles (packaging/)
+  # what the bundle always takes from the user's system (packaging/bundle_config.py
+  # SYSTEM_ONLY_LIBS); the packages above depend on them, named here so the bundle check's
+  # needs are all in this list
+  libasound2 libx11-6 libfreetype6 libexpat1
+  binutils                             # strip and readelf, for smaller bundles (packaging/)
+  desktop-file-utils                   # the bundle smoke test validates the installed menu entry
 )
 
 missing=()
