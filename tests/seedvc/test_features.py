@@ -106,6 +106,50 @@ def test_fbank_is_the_float64_result_rounded_once(kit_expected):
     assert (ours - wide).abs().max() <= u * wide.abs().max()
 
 
+# ---------------------------------------------------------------- another float32 machine
+# What another CPU does to the kit's float32 computation, stood in for by another float32
+# implementation: pocketfft in single precision (scipy) instead of torch's FFT, numpy's sums and
+# the float32 tables. Its results must lie within the same bounds of ours.
+
+
+def _float32_fbank_elsewhere(wav16: np.ndarray) -> np.ndarray:
+    import scipy.fft
+
+    f32 = np.float32
+    x = np.lib.stride_tricks.sliding_window_view(wav16.astype(f32), feat.FBANK_WIN)
+    x = x[:: feat.FBANK_SHIFT]
+    d = x - x.mean(axis=1, keepdims=True, dtype=f32)
+    prev = np.concatenate([d[:, :1], d[:, :-1]], axis=1)
+    window = torch.hann_window(feat.FBANK_WIN, periodic=False).pow(0.85).numpy()
+    spec = scipy.fft.rfft((d - f32(feat.PREEMPH) * prev) * window, n=feat.FBANK_NFFT, axis=1)
+    power = (spec.real**2 + spec.imag**2).astype(f32)
+    banks = np.pad(feat.fbank_mel_banks().numpy(), ((0, 0), (0, 1))).T
+    energy = power @ banks
+    return np.log(np.maximum(energy, np.finfo(f32).eps))
+
+
+def _float32_mel_elsewhere(wav22: np.ndarray) -> np.ndarray:
+    import scipy.fft
+
+    f32 = np.float32
+    pad = (feat.N_FFT - feat.HOP) // 2
+    x = np.pad(wav22.astype(f32), pad, mode="reflect")
+    frames = np.lib.stride_tricks.sliding_window_view(x, feat.N_FFT)[:: feat.HOP]
+    window = torch.hann_window(feat.WIN, periodic=True).numpy()
+    spec = scipy.fft.rfft(frames * window, axis=1)
+    mag = np.sqrt(spec.real**2 + spec.imag**2 + f32(1e-9))
+    mel = mag @ feat.slaney_mel_filterbank().T
+    return np.log(np.maximum(mel, f32(1e-5))).T[None]
+
+
+def test_another_float32_implementation_stays_within_the_bounds(kit_inputs, kit_expected):
+    wav16, wav22 = kit_expected["ref_wav_16k"], kit_inputs["ref_wav_22k"]
+    fb = feat.kaldi_fbank(_t(wav16)).numpy()
+    assert_within(_float32_fbank_elsewhere(wav16), fb, fbank_tolerance(wav16), "fbank elsewhere")
+    mel = feat.mel_spectrogram(_t(wav22)).numpy()
+    assert_within(_float32_mel_elsewhere(wav22), mel, mel_tolerance(wav22), "mel elsewhere")
+
+
 # ---------------------------------------------------------------- negative controls
 # Each applies one real mistake to the implementation and asserts that the comparison with the
 # kit, at the tolerances above, fails: the tolerances are tight enough to see it.
