@@ -184,8 +184,8 @@ def resample_22k_to_16k(wav: Tensor) -> Tensor:
 
 def _kaldi_mel(f: Tensor) -> Tensor:
     # float32 like Kaldi's tables, but the log correctly rounded (through float64): a vectorised
-    # float32 log may differ by an ulp between CPUs, and one ulp of a mel value moves a filter
-    # weight by ~160 eps (1127 * 2 eps * 2.52 / 35.1 mel per filter half-width).
+    # float32 log may differ by an ulp between CPUs, and one ulp of log(1 + f/700) <= 2.52 moves
+    # a filter weight by up to ~80 eps (1127 * eps * 2.52 / 35.1 mel per filter half-width).
     return 1127.0 * (1.0 + f / 700.0).double().log().to(f.dtype)
 
 
