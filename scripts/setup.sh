@@ -19,7 +19,14 @@ APT_PACKAGES=(
   libxcb-render0 libxcb-render-util0 libxcb-shape0 libxcb-shm0 libxcb-sync1 libxcb-util1
   libxcb-xfixes0 libxcb-xkb1 libxkbcommon0 libxkbcommon-x11-0 libegl1 libgl1 libfontconfig1
   libdbus-1-3 fonts-dejavu-core
-  binutils                             # strip, for smaller bundles (packaging/)
+  # what Qt's Wayland platform plugin, shell integrations and decorations load (bundled too)
+  libwayland-client0 libwayland-cursor0 libwayland-egl1
+  # what the bundle always takes from the user's system (packaging/bundle_config.py
+  # SYSTEM_ONLY_LIBS); the packages above depend on them, named here so the bundle check's
+  # needs are all in this list
+  libasound2 libx11-6 libfreetype6 libexpat1
+  binutils                             # strip and readelf, for smaller bundles (packaging/)
+  desktop-file-utils                   # the bundle smoke test validates the installed menu entry
 )
 
 missing=()

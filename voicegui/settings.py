@@ -36,6 +36,19 @@ def _num(lo, hi, unit, label, help, step, **kw) -> dict:
     return {"spec": Spec(lo, hi, unit, label, help, step, **kw)}
 
 
+@dataclass(frozen=True)
+class Flag:
+    """How an on/off setting is shown (a check box) and which voices use it."""
+
+    label: str
+    help: str
+    voices: tuple[str, ...] = ()
+
+
+def _flag(label, help, **kw) -> dict:
+    return {"flag": Flag(label, help, **kw)}
+
+
 NEURAL = ("seedvc",)
 DSP = ("dsp",)
 
@@ -240,6 +253,16 @@ class VoiceSettings:
             voices=NEURAL,
         ),
     )
+    style_from_prompt: bool = field(
+        default=False,
+        metadata=_flag(
+            "Style from prompt only",
+            "Off: the speaker style (timbre) is measured over the whole reference clip, a "
+            "steadier estimate. On: only over its first Max prompt seconds, as upstream "
+            "Seed-VC does. The two differ only for a reference longer than Max prompt.",
+            voices=NEURAL,
+        ),
+    )
     reference: str = ""  # path of the reference clip
     backend: str = "torch"  # 'torch' or 'onnx'
     precision: str = "auto"  # onnx: 'auto' (int8 on CPU, fp16 on GPU), 'fp32', 'fp16', 'int8'
@@ -258,6 +281,8 @@ class Settings:
             for f in fields(part):
                 spec = f.metadata.get("spec")
                 value = getattr(part, f.name)
+                if "flag" in f.metadata and not isinstance(value, bool):
+                    raise SettingsError(f"{f.name} must be true or false, got {value!r}")
                 if spec is None:
                     continue
                 if not isinstance(value, int | float) or isinstance(value, bool):

@@ -102,6 +102,13 @@ def test_settings_round_trip_validation_and_restart_rules():
         Settings.from_dict({"schema_version": 99})
     # unknown keys are ignored, missing keys take defaults
     assert Settings.from_dict({"engine": {"whatever": 1}}).engine == Settings().engine
+    # an on/off setting: off by default, round-trips, only ever a bool
+    assert Settings().voice.style_from_prompt is False
+    on = with_changes(s, voice={"style_from_prompt": True})
+    assert Settings.from_dict(json.loads(json.dumps(on.to_dict()))).voice.style_from_prompt
+    with pytest.raises(SettingsError, match="style_from_prompt must be true or false"):
+        with_changes(s, voice={"style_from_prompt": "yes"})
+    assert not needs_restart(s, on)
     assert needs_restart(s, with_changes(s, engine={"block_time": 0.1}))
     assert needs_restart(s, with_changes(s, audio={"sample_rate": 48000}))
     assert not needs_restart(

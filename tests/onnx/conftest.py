@@ -18,6 +18,7 @@ from tests.seedvc.conftest import (  # noqa: F401  (fixtures re-exported for thi
     assert_rel,
     kit_checkpoints,
     kit_expected,
+    kit_geometry,
     kit_inputs,
     seedvc_kit,
     tiny_xlsr,

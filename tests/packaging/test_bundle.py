@@ -52,6 +52,19 @@ def test_dropped_qt_files():
     assert not cfg.dropped_qt_data("PySide6/Qt/plugins/platforms/libqxcb.so")
     assert not cfg.dropped_qt_data("PySide6/Qt/plugins/platforms/libqoffscreen.so")
     assert not cfg.dropped_qt_data("PySide6/Qt/plugins/iconengines/libqsvgicon.so")
+    # Wayland desktops: the platform plugin and its shell integrations ship in the bundle
+    assert not cfg.dropped_qt_data("PySide6/Qt/plugins/platforms/libqwayland.so")
+    assert not cfg.dropped_qt_data("PySide6/Qt/plugins/wayland-shell-integration/libxdg-shell.so")
+
+
+def test_setup_installs_what_the_wayland_plugins_load():
+    """The bundle check resolves the Wayland plugins' libraries on the build machine."""
+    import re
+
+    text = (ROOT / "scripts" / "setup.sh").read_text(encoding="utf-8")
+    block = re.search(r"APT_PACKAGES=\((.*?)\n\)", text, re.S).group(1)
+    packages = set(re.sub(r"#[^\n]*", "", block).split())
+    assert {"libwayland-client0", "libwayland-cursor0", "libwayland-egl1"} <= packages
 
 
 def test_input_hash_covers_sources_resources_spec_and_catalog():

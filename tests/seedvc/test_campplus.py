@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.seedvc.conftest import assert_rel
+from tests.seedvc.conftest import assert_rel, fbank_frames, rounding_rtol, rtol_style
 from voicegui.voices.seedvc.campplus import CAMPPlus, load_campplus, style_vector
 from voicegui.voices.seedvc.checkpoints import CheckpointError, read_checkpoint
 
@@ -45,18 +45,28 @@ def test_structure_matches_key_listing(seedvc_kit):
     ],
 )
 def test_debug_points(debug, kit_expected, name, key):
-    assert_rel(debug[key].numpy(), kit_expected[name], 1e-5, name)
+    frames = kit_expected["ref_fbank"].shape[0]
+    rtol = {
+        "head_out": rounding_rtol(167),  # the 2-D head's convolutions: sum sqrt(fan-in) 167
+        "xvector_out": rounding_rtol(167 + 3381),  # + the TDNN and dense CAM blocks, per frame
+        "stats": rtol_style(frames),  # mean and std over the frames average the errors
+    }[key]
+    assert_rel(debug[key].numpy(), kit_expected[name], rtol, name)
 
 
 def test_embedding_from_fbank(debug, kit_expected):
-    assert_rel(debug["embedding"].numpy(), kit_expected["ref_style"], 1e-5, "ref_style (fbank)")
+    rtol = rtol_style(kit_expected["ref_fbank"].shape[0])
+    assert_rel(debug["embedding"].numpy(), kit_expected["ref_style"], rtol, "ref_style (fbank)")
 
 
 @pytest.mark.parametrize("name", ["ref_style", "e2e_style"])
-def test_style_vector_from_22k(campplus, kit_inputs, kit_expected, name):
-    style = style_vector(torch.from_numpy(kit_inputs["ref_wav_22k"]), campplus)
+def test_style_vector_from_22k(campplus, kit_inputs, kit_expected, kit_geometry, name):
+    ref = kit_inputs["ref_wav_22k"]
+    if name == "e2e_style":  # upstream's real-time prompt: the reference cropped to Max prompt
+        ref = ref[: kit_geometry.prompt_samples]
+    style = style_vector(torch.from_numpy(np.ascontiguousarray(ref)), campplus)
     assert style.shape == (1, 192)
-    assert_rel(style.numpy(), kit_expected[name], 1e-5, name)
+    assert_rel(style.numpy(), kit_expected[name], rtol_style(fbank_frames(len(ref))), name)
 
 
 def test_new_dense_key_layout_loads(kit_checkpoints, tmp_path, campplus):
@@ -96,4 +106,7 @@ def test_eval_mode_uses_running_stats(campplus):
     with torch.inference_mode():
         both = campplus(x)
         one = campplus(x[1:])
-    np.testing.assert_allclose(both[1:].numpy(), one.numpy(), rtol=1e-5, atol=1e-6)
+    # batch 2 against batch 1: the same sums in other orders (see rtol_style); a batch-statistics
+    # mistake would make the rows depend on each other by O(1)
+    rtol = rtol_style(120)
+    np.testing.assert_allclose(both[1:].numpy(), one.numpy(), rtol=rtol, atol=rtol * 1e-1)

@@ -66,6 +66,18 @@ def test_controls_come_from_the_spec_table(window):
     assert block.spin.suffix() == " ms"
 
 
+def test_on_off_settings_are_check_boxes_from_the_flag_table(window):
+    box, flag = window.controls.flags["voice.style_from_prompt"]
+    assert box.text() == flag.label and flag.help in box.toolTip()
+    assert box.isChecked() == window.controller.settings.voice.style_from_prompt
+    box.setChecked(True)
+    assert window.controller.settings.voice.style_from_prompt is True
+    box.setChecked(False)
+    assert window.controller.settings.voice.style_from_prompt is False
+    window.voice.voice.setCurrentIndex(window.voice.voice.findData("dsp"))
+    assert not box.isEnabled() and "Not used by this voice" in box.toolTip()
+
+
 def test_controls_the_voice_does_not_use_are_disabled_with_a_reason(window):
     c = window.controls
     window.voice.voice.setCurrentIndex(window.voice.voice.findData("dsp"))

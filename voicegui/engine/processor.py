@@ -33,6 +33,7 @@ def voice_params(v: VoiceSettings, e: EngineSettings) -> dict:
         "diffusion_steps": v.diffusion_steps,
         "cfg_rate": v.cfg_rate,
         "max_prompt_time": v.max_prompt_time,
+        "style_from_prompt": v.style_from_prompt,
         "extra_dit_left_time": e.extra_dit_left_time,
     }
 

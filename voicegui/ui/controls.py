@@ -1,4 +1,5 @@
-"""Sliders for every numeric setting, built from the ``Spec`` metadata in settings.py.
+"""Sliders for every numeric setting and check boxes for every on/off one, built from the
+``Spec`` and ``Flag`` metadata in settings.py.
 
 Ranges, steps, units, labels, help texts, "restarts the streams" and "which voices use it" all
 come from the dataclass fields, so a new setting shows up here without repeating its numbers.
@@ -12,6 +13,7 @@ from dataclasses import MISSING, fields
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QGridLayout,
@@ -23,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from voicegui.settings import EngineSettings, Settings, Spec, VoiceSettings
+from voicegui.settings import EngineSettings, Flag, Settings, Spec, VoiceSettings
 from voicegui.voices.catalog import VOICES
 
 # Which group a setting appears in; anything not named here lands in "Other".
@@ -36,7 +38,14 @@ GROUPS = {
         "extra_right_time",
         "buffer_margin_time",
     ),
-    "Voice": ("pitch", "formant", "diffusion_steps", "cfg_rate", "max_prompt_time"),
+    "Voice": (
+        "pitch",
+        "formant",
+        "diffusion_steps",
+        "cfg_rate",
+        "max_prompt_time",
+        "style_from_prompt",
+    ),
     "Levels and silence gate": (
         "input_gain_db",
         "output_gain_db",
@@ -56,6 +65,22 @@ def spec_fields() -> list[tuple[str, str, Spec, bool]]:
                 is_int = f.default is not MISSING and type(f.default) is int
                 out.append((part, f.name, spec, is_int))
     return out
+
+
+def flag_fields() -> list[tuple[str, str, Flag]]:
+    """(part, field, flag) for every on/off setting, in declaration order."""
+    out = []
+    for part, kind in (("engine", EngineSettings), ("voice", VoiceSettings)):
+        for f in fields(kind):
+            flag = f.metadata.get("flag")
+            if flag is not None:
+                out.append((part, f.name, flag))
+    return out
+
+
+def _voices_note(voices: tuple[str, ...]) -> str:
+    users = " and ".join(VOICES[v].label.split(" (")[0] if v in VOICES else v for v in voices)
+    return f"Not used by this voice (only {users})"
 
 
 def voice_label(name: str) -> str:
@@ -206,6 +231,7 @@ class ControlsPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.controls: dict[str, SpecControl] = {}
+        self.flags: dict[str, tuple[QCheckBox, Flag]] = {}
         self._extra_labels: list[QLabel] = []
         self._voice = ""
         lay = QVBoxLayout(self)
@@ -217,9 +243,13 @@ class ControlsPanel(QWidget):
             self.controls[f"{part}.{name}"] = c
             group = next((g for g, names in GROUPS.items() if name in names), "Other")
             by_group.setdefault(group, []).append(c)
+        flags_by_group: dict[str, list[tuple[str, str, Flag]]] = {}
+        for part, name, flag in flag_fields():
+            group = next((g for g, names in GROUPS.items() if name in names), "Other")
+            flags_by_group.setdefault(group, []).append((part, name, flag))
         for title in [*GROUPS, "Other"]:
-            items = by_group.get(title)
-            if not items:
+            items = by_group.get(title, [])
+            if not items and not flags_by_group.get(title):
                 continue
             box = QGroupBox(title)
             grid = QGridLayout(box)
@@ -231,6 +261,17 @@ class ControlsPanel(QWidget):
                 grid.addWidget(c.spin, row, 2)
                 grid.addWidget(c.note, row + 1, 1, 1, 2)
                 row += 2
+            for part, name, flag in flags_by_group.get(title, []):
+                box_ = QCheckBox(flag.label)
+                box_.setToolTip(flag.help)
+                box_.setAccessibleName(flag.label)
+                box_.setAccessibleDescription(flag.help)
+                box_.toggled.connect(
+                    lambda on, part=part, name=name: self.changed.emit(part, name, bool(on))
+                )
+                self.flags[f"{part}.{name}"] = (box_, flag)
+                grid.addWidget(box_, row, 1, 1, 2)
+                row += 1
             if title == "Levels and silence gate":
                 self.on_error = QComboBox()
                 self.on_error.addItem("Play my dry voice", "dry")
@@ -262,6 +303,11 @@ class ControlsPanel(QWidget):
     def set_settings(self, s: Settings) -> None:
         for c in self.controls.values():
             c.set_value(getattr(getattr(s, c.part), c.name))
+        for key, (box_, _) in self.flags.items():
+            part, name = key.split(".")
+            box_.blockSignals(True)
+            box_.setChecked(bool(getattr(getattr(s, part), name)))
+            box_.blockSignals(False)
         self.on_error.blockSignals(True)
         self.on_error.setCurrentIndex(max(0, self.on_error.findData(s.engine.on_voice_error)))
         self.on_error.blockSignals(False)
@@ -276,7 +322,8 @@ class ControlsPanel(QWidget):
             if not voices or voice in voices:
                 c.set_applicable(True)
             else:
-                users = " and ".join(
-                    VOICES[v].label.split(" (")[0] if v in VOICES else v for v in voices
-                )
-                c.set_applicable(False, f"Not used by this voice (only {users})")
+                c.set_applicable(False, _voices_note(voices))
+        for box_, flag in self.flags.values():
+            ok = not flag.voices or voice in flag.voices
+            box_.setEnabled(ok)
+            box_.setToolTip(flag.help if ok else f"{_voices_note(flag.voices)}. {flag.help}")

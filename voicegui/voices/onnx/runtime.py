@@ -415,13 +415,20 @@ class OrtSeedVCModel:
 
     # ---- the SeedVCModel interface ---------------------------------------------------------
     def make_prompt(
-        self, reference: np.ndarray, max_prompt_s: float, prompt_content: Array | None = None
+        self,
+        reference: np.ndarray,
+        max_prompt_s: float,
+        prompt_content: Array | None = None,
+        style_from_prompt: bool = False,
     ) -> Prompt:
-        """As SeedVCModel.make_prompt: style from the whole clip, prompt from its start."""
-        ref = torch.as_tensor(np.ascontiguousarray(reference), dtype=torch.float32)
+        """As SeedVCModel.make_prompt: style from the whole clip (or with ``style_from_prompt``
+        from the prompt only, as upstream), prompt from its start."""
+        ref = torch.as_tensor(np.ascontiguousarray(reference), dtype=torch.float32).reshape(-1)
         with torch.inference_mode():
-            fbank = mean_normalise(kaldi_fbank(resample_22k_to_16k(ref.reshape(-1))))
             crop = ref[: int(SAMPLE_RATE * max_prompt_s)]
+            fbank = mean_normalise(
+                kaldi_fbank(resample_22k_to_16k(crop if style_from_prompt else ref))
+            )
             mel = mel_spectrogram(crop[None])
         style = self.speaker_style(fbank[None])
         if prompt_content is None:

@@ -3,6 +3,16 @@
 All three are plain tensor code with their constant tables (filterbanks, windows, the polyphase
 kernel) built once per (device, dtype) and cached, so a real-time block pays only for the
 transforms themselves.
+
+The two log-energy front ends (mel, fbank) run once per reference, so they compute in float64
+where the device has it and return the input's dtype. In float32 the log amplifies rounding: a
+band whose energy is 1e-9 of its frame's (the pre-emphasised low bins, silence) carries the
+FFT's absolute rounding error (~eps * the frame's norm) as a relative error of ~1e-3 in its
+energy, i.e. 1e-3 in its log, and that last bit differed between CPUs. In float64 the same
+amplification leaves ~1e-12. The filter tables keep the reference's float32 numbers (Kaldi and
+librosa store them in float32), built from correctly rounded operations so they are the same on
+every CPU. The resampler stays float32: it is linear, has no such amplification, and also runs
+on every real-time block.
 """
 
 from __future__ import annotations
@@ -93,15 +103,25 @@ def slaney_mel_filterbank(
 
 @lru_cache(maxsize=8)
 def _mel_tables(device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    # the filterbank keeps librosa's float32 values; the window is computed in ``dtype``
     basis = torch.from_numpy(slaney_mel_filterbank()).to(device=device, dtype=dtype)
-    window = torch.hann_window(WIN, periodic=True, device=device, dtype=dtype)
+    window = torch.hann_window(WIN, periodic=True, dtype=torch.float64).to(device, dtype)
     return basis, window
 
 
+def _wide(t: Tensor) -> torch.dtype:
+    """float64 for the once-per-reference front ends, except where the device lacks it (MPS)."""
+    return torch.float32 if t.device.type == "mps" else torch.float64
+
+
 def mel_spectrogram(wav: Tensor) -> Tensor:
-    """Log-mel of a 22.05 kHz waveform (B, N) or (N,) -> (B, 80, T), T = (N+768-1024)//256 + 1."""
+    """Log-mel of a 22.05 kHz waveform (B, N) or (N,) -> (B, 80, T), T = (N+768-1024)//256 + 1.
+
+    Computed in float64 (see the module note), returned in the input's dtype."""
     if wav.dim() == 1:
         wav = wav[None]
+    out_dtype = wav.dtype
+    wav = wav.to(_wide(wav))
     basis, window = _mel_tables(wav.device, wav.dtype)
     pad = (N_FFT - HOP) // 2
     # Reflect-pad by (n_fft-hop)/2 and then frame without centring: frames start at sample 0.
@@ -119,7 +139,7 @@ def mel_spectrogram(wav: Tensor) -> Tensor:
     )
     spec = torch.view_as_real(spec)
     mag = torch.sqrt(spec.pow(2).sum(-1) + 1e-9)  # the epsilon sits inside the root
-    return torch.log(torch.clamp(torch.matmul(basis, mag), min=1e-5))
+    return torch.log(torch.clamp(torch.matmul(basis, mag), min=1e-5)).to(out_dtype)
 
 
 # --------------------------------------------------------------------------- resampler
@@ -163,49 +183,69 @@ def resample_22k_to_16k(wav: Tensor) -> Tensor:
 
 
 def _kaldi_mel(f: Tensor) -> Tensor:
-    return 1127.0 * (1.0 + f / 700.0).log()
+    # float32 like Kaldi's tables, but the log correctly rounded (through float64): a vectorised
+    # float32 log may differ by an ulp between CPUs, and one ulp of log(1 + f/700) <= 2.52 moves
+    # a filter weight by up to ~80 eps (1127 * eps * 2.52 / 35.1 mel per filter half-width).
+    return 1127.0 * (1.0 + f / 700.0).double().log().to(f.dtype)
 
 
-@lru_cache(maxsize=8)
-def _fbank_tables(device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
-    """Povey window (400,) and the (257, 80) Kaldi mel matrix (triangles in the mel domain)."""
-    window = torch.hann_window(FBANK_WIN, periodic=False, device=device, dtype=dtype).pow(0.85)
+def fbank_mel_banks() -> Tensor:
+    """(80, 256) float32 Kaldi mel triangles over the FFT bins below Nyquist, the reference's
+    float32 arithmetic step by step (every step correctly rounded, so every CPU agrees)."""
+    dtype = torch.float32
     high_hz = FBANK_RATE / 2
     mel_lo = 1127.0 * math.log(1.0 + FBANK_LOW_HZ / 700.0)
     mel_hi = 1127.0 * math.log(1.0 + high_hz / 700.0)
     delta = (mel_hi - mel_lo) / (FBANK_BINS + 1)
-    b = torch.arange(FBANK_BINS, device=device, dtype=dtype)[:, None]
+    b = torch.arange(FBANK_BINS, dtype=dtype)[:, None]
     left = mel_lo + b * delta
     centre = mel_lo + (b + 1.0) * delta
     right = mel_lo + (b + 2.0) * delta
     n_bins = FBANK_NFFT // 2
     bin_hz = FBANK_RATE / FBANK_NFFT
-    mel = _kaldi_mel(bin_hz * torch.arange(n_bins, device=device, dtype=dtype))[None]
+    mel = _kaldi_mel(bin_hz * torch.arange(n_bins, dtype=dtype))[None]
     up = (mel - left) / (centre - left)
     down = (right - mel) / (right - centre)
-    banks = torch.clamp(torch.minimum(up, down), min=0.0)
+    return torch.clamp(torch.minimum(up, down), min=0.0)
+
+
+def povey_window(dtype: torch.dtype = torch.float64) -> Tensor:
+    """Kaldi's Povey window: a symmetric Hann window to the power 0.85, (400,)."""
+    return torch.hann_window(FBANK_WIN, periodic=False, dtype=torch.float64).pow(0.85).to(dtype)
+
+
+@lru_cache(maxsize=8)
+def _fbank_tables(device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """Povey window (400,) and the (257, 80) Kaldi mel matrix (triangles in the mel domain)."""
+    window = povey_window(dtype).to(device)
     # Kaldi leaves the Nyquist bin out of every filter.
-    banks = F.pad(banks, (0, 1))
+    banks = F.pad(fbank_mel_banks(), (0, 1)).to(device=device, dtype=dtype)
     return window, banks.t().contiguous()
 
 
 def kaldi_fbank(wav16k: Tensor) -> Tensor:
-    """Kaldi fbank (80 bins, dither 0, snip_edges) of a 16 kHz waveform in [-1, 1] -> (T, 80)."""
+    """Kaldi fbank (80 bins, dither 0, snip_edges) of a 16 kHz waveform in [-1, 1] -> (T, 80).
+
+    Computed in float64 (see the module note), returned in the input's dtype."""
+    out_dtype = wav16k.dtype
     x = wav16k.reshape(-1)
     if x.numel() < FBANK_WIN:
         raise ValueError(f"need at least {FBANK_WIN} samples for one fbank frame, got {x.numel()}")
+    x = x.to(_wide(x))
     window, banks = _fbank_tables(x.device, x.dtype)
     frames = x.unfold(0, FBANK_WIN, FBANK_SHIFT)  # (T, 400) view, snip_edges framing
     frames = frames - frames.mean(dim=1, keepdim=True)  # per-frame DC removal
     # Pre-emphasis with the first sample repeated as its own predecessor.
     prev = torch.cat([frames[:, :1], frames[:, :-1]], dim=1)
     frames = (frames - PREEMPH * prev) * window
-    power = torch.fft.rfft(frames, n=FBANK_NFFT).abs().pow(2.0)
+    spec = torch.view_as_real(torch.fft.rfft(frames, n=FBANK_NFFT))
+    power = spec.pow(2).sum(-1)  # re^2 + im^2, no square root to undo
     energies = torch.mm(power, banks)
-    eps = torch.finfo(torch.float32).eps
-    return torch.clamp(energies, min=eps).log()
+    eps = torch.finfo(torch.float32).eps  # Kaldi's floor is float32 eps whatever the dtype
+    return torch.clamp(energies, min=eps).log().to(out_dtype)
 
 
 def mean_normalise(fbank: Tensor) -> Tensor:
     """Subtract the per-bin mean over time (no variance normalisation): (T, 80) -> (T, 80)."""
-    return fbank - fbank.mean(dim=0, keepdim=True)
+    wide = fbank.to(_wide(fbank))
+    return (wide - wide.mean(dim=0, keepdim=True)).to(fbank.dtype)

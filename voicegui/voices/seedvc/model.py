@@ -166,15 +166,20 @@ class SeedVCModel:
     # ---- reference ------------------------------------------------------------------------
     @torch.inference_mode()
     def make_prompt(
-        self, reference: np.ndarray, max_prompt_s: float, prompt_content: torch.Tensor | None = None
+        self,
+        reference: np.ndarray,
+        max_prompt_s: float,
+        prompt_content: torch.Tensor | None = None,
+        style_from_prompt: bool = False,
     ) -> Prompt:
-        """``reference`` at 22.05 kHz. The style comes from the whole clip (a longer sample of
-        the speaker is a better estimate); the diffusion prompt is its first ``max_prompt_s``."""
+        """``reference`` at 22.05 kHz. The diffusion prompt is its first ``max_prompt_s``. The
+        style comes from the whole clip (a longer sample of the speaker is a better estimate),
+        or with ``style_from_prompt`` from the prompt only, as upstream does."""
         ref = torch.as_tensor(
             np.ascontiguousarray(reference), dtype=torch.float32, device=self.device
         )
-        style = style_vector(ref, self.speaker)
         crop = ref[: int(SAMPLE_RATE * max_prompt_s)]
+        style = style_vector(crop if style_from_prompt else ref, self.speaker)
         mel = mel_spectrogram(crop[None])
         if prompt_content is None:
             prompt_content = self._content(resample_22k_to_16k(crop)[None])

@@ -1,6 +1,7 @@
 """Seed-VC behind the Voice protocol: a windowed voice at 22.05 kHz.
 
-Beyond upstream's real-time GUI: the style vector comes from the whole reference; noise is drawn
+Beyond upstream's real-time GUI: the style vector comes from the whole reference (the setting
+``style_from_prompt`` takes it from the cropped prompt, as upstream does); noise is drawn
 from a generator seeded once per stream instead of fresh unseeded noise every block; the vocoder
 runs only over the frames the block needs plus its receptive field; the reference work is cached;
 and non-speech blocks never reach the model (Silero VAD as the engine's gate hook).
@@ -37,6 +38,7 @@ class SeedVCVoice:
         self.model = model
         self.steps, self.cfg = 10, 0.7
         self.max_prompt_s, self.dit_left_s = 3.0, 0.5
+        self.style_from_prompt = False  # True: style of the cropped prompt only (upstream)
         self.trim_vocoder = trim_vocoder
         self._reference: np.ndarray | None = None
         self._prompt: Prompt | None = None
@@ -70,8 +72,9 @@ class SeedVCVoice:
         self.cfg = float(params.get("cfg_rate", self.cfg))
         self.dit_left_s = float(params.get("extra_dit_left_time", self.dit_left_s))
         max_prompt = float(params.get("max_prompt_time", self.max_prompt_s))
-        if max_prompt != self.max_prompt_s:
-            self.max_prompt_s = max_prompt
+        from_prompt = bool(params.get("style_from_prompt", self.style_from_prompt))
+        if (max_prompt, from_prompt) != (self.max_prompt_s, self.style_from_prompt):
+            self.max_prompt_s, self.style_from_prompt = max_prompt, from_prompt
             if self._reference is not None:
                 self._build_prompt()
 
@@ -98,10 +101,12 @@ class SeedVCVoice:
         self._build_prompt()
 
     def _build_prompt(self) -> None:
-        key = (self._clip_key, self.max_prompt_s)
+        key = (self._clip_key, self.max_prompt_s, self.style_from_prompt)
         if key == self._prompt_key:
             return
-        prompt = self.model.make_prompt(self._reference, self.max_prompt_s)
+        prompt = self.model.make_prompt(
+            self._reference, self.max_prompt_s, style_from_prompt=self.style_from_prompt
+        )
         with self._lock:
             self._prompt, self._prompt_key = prompt, key
 
@@ -166,6 +171,7 @@ def create_seedvc_voice(settings: VoiceSettings, progress=None) -> SeedVCVoice:
             "diffusion_steps": settings.diffusion_steps,
             "cfg_rate": settings.cfg_rate,
             "max_prompt_time": settings.max_prompt_time,
+            "style_from_prompt": settings.style_from_prompt,
         }
     )
     if settings.reference:
