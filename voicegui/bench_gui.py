@@ -100,7 +100,13 @@ def _run(
     gaps = _GapMeter()
     result: dict = {}
     try:
-        if not controller.start():
+        started = controller.start()
+        deadline = time.monotonic() + 600
+        while not started and controller.start_pending and time.monotonic() < deadline:
+            app.processEvents()  # a neural voice loads in the background first
+            time.sleep(0.02)
+            started = controller.running
+        if not started:
             raise RuntimeError("the engine did not start: " + "; ".join(window.banners.texts()))
         frames0 = window.graph.frames
         loop = QEventLoop()

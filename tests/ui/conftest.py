@@ -50,19 +50,29 @@ def app(qapp):
     return create_application()
 
 
-@pytest.fixture
-def window(app, qtbot, jack_server):
-    """The main window as `voicegui` builds it (fresh VOICEGUI_HOME), engines stopped after."""
+def open_window(qtbot, host=None):
+    """The main window as `voicegui` builds it (``host``: another audio host service)."""
     from voicegui.ui.app import create_window
 
-    w = create_window()
+    w = create_window(host=host)
     qtbot.addWidget(w)
     w.show()
     qtbot.waitExposed(w)
-    yield w
-    # leave the JACK server without our clients for the next test
+    return w
+
+
+def close_window(w) -> None:
+    # leave the JACK server without our clients for the next test; the audio host exits
     w.controller.shutdown()
     w.close()
+
+
+@pytest.fixture
+def window(app, qtbot, jack_server):
+    """The main window as `voicegui` builds it (fresh VOICEGUI_HOME), engines stopped after."""
+    w = open_window(qtbot)
+    yield w
+    close_window(w)
 
 
 def pick_jack(window, qtbot) -> None:

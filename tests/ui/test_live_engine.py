@@ -58,6 +58,8 @@ def test_pick_devices_start_stop(window, qtbot):
     qtbot.waitUntil(lambda: window.graph.frames > 3, timeout=3000)
     assert "ms" in window.readouts.values["latency"].text()
     assert window.readouts.values["provider"].text().startswith("CPU")
+    # what the OS granted the block thread is shown (yes here as root; no with the reason)
+    assert window.readouts.values["priority"].text().startswith("real-time: ")
     window.start_button.click()
     assert not c.running and not eng.running
     assert window.start_button.text() == "Start"

@@ -218,17 +218,13 @@ def test_cancelling_a_download_stops_waiting(window, qtbot, monkeypatch):
 @pytest.fixture
 def fake_neural_window(app, qtbot, jack_server):
     """The window with an audio host whose Seed-VC is a stand-in (tests/ui/fake_host.py)."""
+    from tests.ui.conftest import close_window, open_window
     from tests.ui.fake_host import SERVICE
     from voicegui.engine.client import AudioHost
-    from voicegui.ui.app import create_window
 
-    w = create_window(host=AudioHost(service=SERVICE))
-    qtbot.addWidget(w)
-    w.show()
-    qtbot.waitExposed(w)
+    w = open_window(qtbot, AudioHost(service=SERVICE))
     yield w
-    w.controller.shutdown()
-    w.close()
+    close_window(w)
 
 
 def test_failed_neural_load_keeps_the_previous_voice_and_says_why(

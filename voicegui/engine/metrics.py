@@ -78,6 +78,15 @@ class MetricsSnapshot:
         return out
 
 
+def newest_records(
+    hist: dict[str, np.ndarray], count: int, last: int = HISTORY
+) -> dict[str, np.ndarray]:
+    """Copies of the newest ``last`` of ``count`` records kept in HISTORY-long rings."""
+    n = min(last, count, HISTORY)
+    idx = (np.arange(count - n, count) % HISTORY) if n else np.zeros(0, dtype=int)
+    return {name: arr[idx].copy() for name, arr in hist.items()}
+
+
 def level_db(x: np.ndarray) -> float:
     """RMS level in dBFS, floored at -120."""
     if len(x) == 0:
@@ -129,10 +138,7 @@ class Metrics:
 
     def history(self, last: int = HISTORY) -> dict[str, np.ndarray]:
         """Copies of the newest ``last`` records, oldest first (a racing write may tear one)."""
-        n = min(last, self._count, HISTORY)
-        end = self._count
-        idx = (np.arange(end - n, end) % HISTORY) if n else np.zeros(0, dtype=int)
-        return {name: arr[idx].copy() for name, arr in self._hist.items()}
+        return newest_records(self._hist, self._count, last)
 
     def compute_percentiles(self, last: int = HISTORY) -> dict[str, float]:
         return self.percentiles_of(self.history(last)["compute_ms"])

@@ -15,7 +15,7 @@ from multiprocessing import shared_memory
 
 import numpy as np
 
-from voicegui.engine.metrics import HISTORY, Metrics, MetricsSnapshot
+from voicegui.engine.metrics import HISTORY, Metrics, MetricsSnapshot, newest_records
 
 _HEADER = struct.Struct("<QQI")  # sequence, block count, snapshot length
 _FIELDS = Metrics.FIELDS
@@ -119,10 +119,8 @@ class MetricsView:
         return self._count
 
     def history(self, last: int = HISTORY) -> dict[str, np.ndarray]:
-        n = min(last, self._count, HISTORY)
-        end = self._count
-        idx = (np.arange(end - n, end) % HISTORY) if n else np.zeros(0, dtype=int)
-        return {name: self._hist[i][idx].copy() for i, name in enumerate(_FIELDS)}
+        rows = {name: self._hist[i] for i, name in enumerate(_FIELDS)}
+        return newest_records(rows, self._count, last)
 
     def compute_percentiles(self, last: int = HISTORY) -> dict[str, float]:
         return Metrics.percentiles_of(self.history(last)["compute_ms"])

@@ -28,6 +28,13 @@ ROWS = (
     ("drops", "Dropped blocks", "Input blocks skipped because the voice fell behind."),
     ("errors", "Voice errors", "Blocks the voice failed on (dry or silent audio was played)."),
     ("provider", "Runs on", "The execution provider / device that is actually active."),
+    (
+        "priority",
+        "Priority",
+        "Whether the OS gave the audio engine's block thread real-time priority, and why not. "
+        "Without it, busy programs can delay the voice into crackles (Linux: join the 'audio' "
+        "group with an rtprio limit, or install rtkit).",
+    ),
     ("state", "State", "Engine state."),
 )
 
@@ -77,6 +84,9 @@ class Readouts(QWidget):
         self._set("drops", str(s.dropped_blocks))
         self._set("errors", str(s.voice_errors))
         self._set("provider", f"{s.provider} ({s.voice})" if s.voice else s.provider)
+        if s.priority:
+            # "real-time priority: yes (SCHED_FIFO 55)" -> "real-time: yes (SCHED_FIFO 55)"
+            self._set("priority", s.priority.replace("real-time priority", "real-time"))
         self._set(
             "state",
             ("gated (silence)" if s.gated else "running") if s.running else s.status or "stopped",
