@@ -132,6 +132,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_live(args: argparse.Namespace) -> int:
+    from voicegui.live import live_settings, run_live
+
+    settings = live_settings(settings_from_args(args), args.input, args.output, args.monitor)
+    return run_live(settings, args.seconds)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="voicegui", description="Real-time voice changer.")
     p.add_argument("--version", action="version", version=f"voicegui {__version__}")
@@ -154,6 +161,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("output")
     _add_tuning(c)
     c.set_defaults(func=cmd_convert)
+
+    lv = sub.add_parser("live", help="run the voice changer without the window (Ctrl-C stops)")
+    lv.add_argument("--input", help="HOSTAPI:NAME of the microphone (default: the system's)")
+    lv.add_argument("--output", help="HOSTAPI:NAME of the output")
+    lv.add_argument("--monitor", help="HOSTAPI:NAME of a second output hearing the same voice")
+    lv.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
+    _add_tuning(lv)
+    lv.set_defaults(func=cmd_live)
 
     b = sub.add_parser("bench", help="measure compute, RTF and latency (JSON)")
     b.add_argument("--seconds", type=float, default=10.0)

@@ -181,3 +181,30 @@ def test_twenty_seconds_with_the_window_plotting_and_two_busy_processes(jack_ser
     assert loop["clicks_returned"] == loop["clicks_sent"] > 0
     # the process boundary adds no buffer: measured round trip = computed, within one period
     assert abs(loop["difference_ms"]) <= 1e3 * result["period_frames"] / 48000, loop
+
+
+def test_live_runs_the_audio_host_without_a_window(jack_server):
+    """`voicegui live`: status lines, a JSON summary, nothing left on JACK afterwards."""
+    before = set(jack.ports())
+    done = subprocess.run(
+        [sys.executable, "-m", "voicegui", "live", "--input", f"{jack_server['hostapi']}:system",
+         "--output", f"{jack_server['hostapi']}:system", "--seconds", "3", "--pitch", "5"],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout)
+    assert summary["voice"] == "dsp" and summary["blocks"] > 50
+    assert summary["latency"]["end_to_end_ms"] > 0
+    lines = [line for line in done.stderr.splitlines() if "latency" in line and "RTF" in line]
+    assert len(lines) >= 2  # one status line a second
+    assert set(jack.ports()) <= before  # the streams are gone
+
+
+def test_live_names_the_devices_when_one_is_unknown(jack_server):
+    done = subprocess.run(
+        [sys.executable, "-m", "voicegui", "live", "--input", "JACK Audio Connection Kit:nope",
+         "--seconds", "1"],
+        capture_output=True, text=True, cwd=ROOT, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "nope" in done.stderr and "system" in done.stderr  # what exists is listed

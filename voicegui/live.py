@@ -1,0 +1,118 @@
+"""`voicegui live`: the same audio host as the app, without the window.
+
+Prints one status line a second (latency, RTF, xruns, underruns, drops) and a JSON summary at the
+end; runs until Ctrl-C or ``--seconds``. Stopping always stops the streams first, so no device is
+left held.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import threading
+import time
+from typing import TextIO
+
+from voicegui.engine.audiofile import read_audio, to_mono
+from voicegui.engine.client import HOST_DIED, AudioHost, HostError, RemoteEngine
+from voicegui.settings import DeviceRef, Settings, with_changes
+from voicegui.voices.catalog import VOICES
+
+
+def parse_device(text: str | None) -> DeviceRef | None:
+    """``HOSTAPI:NAME`` (or just ``NAME``) as a device reference; None when not given."""
+    if not text:
+        return None
+    api, sep, name = text.partition(":")
+    return DeviceRef(api, name) if sep else DeviceRef("", text)
+
+
+def run_live(
+    settings: Settings,
+    seconds: float | None = None,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+) -> int:
+    events: list[tuple[str, str]] = []
+    host = AudioHost(on_event=lambda kind, message: events.append((kind, message))).start()
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    engine: RemoteEngine | None = None
+    t0 = time.monotonic()
+    try:
+        info = VOICES.get(settings.voice.voice)
+        reference = None
+        if info is not None and info.needs_reference:
+            if not settings.voice.reference:
+                print(f"voicegui live: {info.label} needs --reference FILE", file=err)
+                return 2
+            data, sr = read_audio(settings.voice.reference)
+            reference = (to_mono(data), sr)
+        try:
+            host.ensure()
+            if info is not None and (info.neural or info.needs_reference):
+                print(f"Loading {info.label}…", file=err, flush=True)
+                voice = host.build_voice(settings.voice, reference, None, reference is not None)
+            else:
+                voice = host.create_voice(settings.voice)
+            engine = RemoteEngine(host, settings, voice)
+            engine.start()
+        except HostError as exc:  # an unknown device's message lists the devices that exist
+            print(f"voicegui live: {exc}", file=err)
+            return 2
+        if engine.rate_note:
+            print(f"note: {engine.rate_note}", file=err)
+        t0 = time.monotonic()
+        while not stop.is_set():
+            if seconds is not None and time.monotonic() - t0 >= seconds:
+                break
+            stop.wait(1.0)
+            for kind, message in events:
+                print(f"{kind}: {message}", file=err, flush=True)
+            if any(kind in ("error", HOST_DIED) for kind, _ in events):
+                break
+            events.clear()
+            snap = engine.snapshot()
+            lat = snap.latency
+            print(
+                f"{time.monotonic() - t0:6.1f} s  latency {lat.end_to_end * 1e3:5.1f} ms  "
+                f"RTF {snap.rtf:4.2f}  xruns {snap.xruns_in}/{snap.xruns_out}  "
+                f"underruns {snap.underruns}  drops {snap.dropped_blocks}  "
+                f"{'gated' if snap.gated else snap.status}",
+                file=err,
+                flush=True,
+            )
+        snap = engine.snapshot()
+        summary = {
+            "seconds": round(time.monotonic() - t0, 2),
+            "voice": snap.voice,
+            "provider": snap.provider,
+            "priority": snap.priority,
+            "blocks": snap.blocks,
+            "xruns_in": snap.xruns_in,
+            "xruns_out": snap.xruns_out,
+            "underruns": snap.underruns,
+            "dropped_blocks": snap.dropped_blocks,
+            "voice_errors": snap.voice_errors,
+            "latency": snap.latency.as_dict(),
+            "compute": engine.metrics.compute_percentiles(),
+            "status": snap.status if snap.running else (snap.status or "stopped"),
+        }
+        print(json.dumps(summary, indent=2), file=out)
+        return 0 if snap.running or stop.is_set() or seconds is not None else 1
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if engine is not None:
+            engine.stop("stopped")
+        host.close()
+
+
+def live_settings(base: Settings, input_dev: str | None, output_dev: str | None,
+                  monitor: str | None) -> Settings:  # fmt: skip
+    audio = {}
+    for key, text in (("input", input_dev), ("output", output_dev), ("monitor", monitor)):
+        ref = parse_device(text)
+        if ref is not None:
+            audio[key] = ref
+    return with_changes(base, audio=audio) if audio else base
