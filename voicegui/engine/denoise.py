@@ -127,7 +127,7 @@ class RNNoiseState:
 
 
 def superframe(device_rate: int) -> tuple[int, int]:
-    """(device samples, 48 kHz samples) of the shortest stretch whole at both rates in 10 ms steps."""
+    """(device samples, 48 kHz samples): the shortest stretch whole at both, in 10 ms steps."""
     frames = 100 // math.gcd(device_rate, 100)
     return frames * device_rate // 100, frames * FRAME
 
