@@ -55,11 +55,20 @@ def _library_names() -> tuple[str, ...]:
 
 
 def library_path() -> Path:
-    """Where the installed pyrnnoise package keeps its RNNoise shared library."""
+    """Where the installed pyrnnoise package keeps its RNNoise shared library.
+
+    In a frozen app the library is looked for in a ``pyrnnoise`` folder of the bundle.
+    """
+    folders = []
+    bundle = getattr(sys, "_MEIPASS", None)
+    if bundle:
+        folders.append(str(Path(bundle) / "pyrnnoise"))
     spec = importlib.util.find_spec("pyrnnoise")  # finds the package without running it
-    if spec is None or not spec.submodule_search_locations:
+    if spec is not None and spec.submodule_search_locations:
+        folders += list(spec.submodule_search_locations)
+    if not folders:
         raise ImportError("noise suppression needs the pyrnnoise package (pip install pyrnnoise)")
-    for folder in spec.submodule_search_locations:
+    for folder in folders:
         for name in _library_names():
             path = Path(folder) / name
             if path.is_file():
