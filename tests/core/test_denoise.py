@@ -330,6 +330,34 @@ def test_live_toggle_joins_once_then_keeps_its_delay(speech_48k, white):
     assert abs(level[2] - level[0]) < 1.0
 
 
+def test_live_switch_on_builds_the_suppressor_outside_the_block_thread(speech_48k):
+    settings = _settings()
+    proc = BlockProcessor(PassthroughVoice(), settings, SR)
+    run_blocks(proc, speech_48k[:4800])
+    proc.request(with_changes(settings, engine={"denoise": True, "denoise_mix": 0.5}))
+    spare = proc._spare_denoiser
+    assert spare is not None and proc.denoiser is None  # built by request, not yet in use
+    run_blocks(proc, speech_48k[4800:9600])
+    assert proc.denoiser is spare and proc._spare_denoiser is None
+    assert spare.mix == 0.5 and spare._mix == 0.5  # starts at the asked mix, no ramp from 1
+
+
+def test_live_switch_on_without_the_library_keeps_the_audio_going(speech_48k, monkeypatch):
+    def missing(*a, **k):
+        raise ImportError("no pyrnnoise here")
+
+    monkeypatch.setattr(processor_mod, "Denoiser", missing)
+    settings = _settings()
+    proc = BlockProcessor(PassthroughVoice(), settings, SR)
+    before = proc.latency()
+    proc.request(with_changes(settings, engine={"denoise": True}))
+    y = run_blocks(proc, speech_48k[:SR])
+    assert proc.denoiser is None and "no pyrnnoise here" in proc.last_error
+    assert proc.latency() == before and np.max(np.abs(y)) > 0.01
+    with pytest.raises(ImportError):  # at start (convert, a stream start) it is an error
+        BlockProcessor(PassthroughVoice(), with_changes(settings, engine={"denoise": True}), SR)
+
+
 def test_settings_round_trip_and_validation():
     s = with_changes(Settings(), engine={"denoise": True, "denoise_mix": 0.25})
     assert Settings.from_dict(json.loads(json.dumps(s.to_dict()))) == s

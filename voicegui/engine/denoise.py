@@ -171,9 +171,11 @@ class Denoiser:
         self.reset()
 
     # ---- configuration --------------------------------------------------------------------
-    def set_mix(self, mix: float) -> None:
-        """Wet share 0..1 from the next super-frame on (ramped over one super-frame)."""
+    def set_mix(self, mix: float, ramp: bool = True) -> None:
+        """Wet share 0..1 from the next super-frame on (ramped over it unless ``ramp`` is off)."""
         self._target = min(1.0, max(0.0, float(mix)))
+        if not ramp:
+            self._mix = self._target
 
     @property
     def mix(self) -> float:

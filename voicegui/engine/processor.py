@@ -11,6 +11,7 @@ The dry (bypass) signal is taken after it, so both dry and voice are cleaned and
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -105,6 +106,7 @@ class BlockProcessor:
         self._io_latency = (0.0, 0.0, 0.0)  # buffer, device in, device out: set by the live engine
         self._latency: LatencyBudget | None = None  # cached: it only changes with the geometry
         self.denoiser: Denoiser | None = None  # created when noise suppression is first on
+        self._spare_denoiser: Denoiser | None = None  # built by ``request``, off the block thread
         self._build(settings)
         voice.update(voice_params(settings.voice, settings.engine))
 
@@ -122,13 +124,13 @@ class BlockProcessor:
         else:
             self.framer = Framer(g.block, g.left, g.right)
             self.sola = Sola(g.block, g.crossfade, g.search)
-        self._apply_live(s)
+        self._apply_live(s, live=False)
         self.dry = DelayLine(self.dry_delay_dev(), g.block_dev)
         self._fade_in, self._fade_out = equal_power_fades(
             min(g.block_dev, max(1, round(SOURCE_FADE * self.device_rate)))
         )
 
-    def _apply_live(self, s: Settings) -> None:
+    def _apply_live(self, s: Settings, live: bool = True) -> None:
         e = s.engine
         self.in_gain = db_to_gain(e.input_gain_db)
         self.out_gain = db_to_gain(e.output_gain_db)
@@ -137,14 +139,30 @@ class BlockProcessor:
         self.gate = Gate(e.gate_threshold_db, e.gate_hold_time, detector)
         if old_gate is not None:
             self.gate._quiet_for, self.gate.open = old_gate._quiet_for, old_gate.open
+        fresh = False
         if e.denoise and self.denoiser is None:
-            self.denoiser = Denoiser(self.device_rate, self.geom.block_dev, e.denoise_mix)
+            spare, self._spare_denoiser = self._spare_denoiser, None
+            try:
+                self.denoiser = spare or Denoiser(self.device_rate, self.geom.block_dev)
+                fresh = True
+            except (ImportError, OSError) as exc:
+                if not live:
+                    raise
+                self.last_error = f"noise suppression unavailable: {exc}"
             self._latency = None
         if self.denoiser is not None:
-            self.denoiser.set_mix(e.denoise_mix if e.denoise else 0.0)
+            self.denoiser.set_mix(e.denoise_mix if e.denoise else 0.0, ramp=not fresh)
 
     def request(self, settings: Settings) -> None:
-        """Called from any thread; taken in before the next block (one reference swap)."""
+        """Called from any thread; taken in before the next block (one reference swap).
+
+        Switching noise suppression on for the first time builds the suppressor here, in the
+        caller's thread, so the block thread does not load a library or allocate for it.
+        """
+        if settings.engine.denoise and self.denoiser is None and self._spare_denoiser is None:
+            # on failure the block thread tries again and reports why it cannot
+            with contextlib.suppress(ImportError, OSError):
+                self._spare_denoiser = Denoiser(self.device_rate, self.geom.block_dev)
         self._pending = settings
 
     def _take_pending(self) -> None:
