@@ -150,7 +150,7 @@ class Denoiser:
     def __init__(self, device_rate: int, block: int, mix: float = 1.0) -> None:
         self.device_rate, self.block = device_rate, block
         self.frame_dev, self.frame_48 = superframe(device_rate)
-        self.model = RNNoiseState()
+        self.model: RNNoiseState | None = None  # made by reset()
         if device_rate == RATE:
             self.to_48 = self.from_48 = None
         else:
@@ -195,7 +195,8 @@ class Denoiser:
 
     def reset(self) -> None:
         """Forget the stream (RNNoise state too); the delay stays the same."""
-        self.model.close()
+        if self.model is not None:
+            self.model.close()
         self.model = RNNoiseState()
         for rs in (self.to_48, self.from_48):
             if rs is not None:
@@ -208,7 +209,8 @@ class Denoiser:
         self._mix = self._target
 
     def close(self) -> None:
-        self.model.close()
+        if self.model is not None:
+            self.model.close()
 
     # ---- the stream -----------------------------------------------------------------------
     def process(self, x: np.ndarray) -> np.ndarray:
