@@ -79,6 +79,12 @@ def _run_offline(settings: Settings, x: np.ndarray, sr: int) -> dict:
         "voice_errors": proc.voice_errors,
         "provider": getattr(voice, "provider", "CPU"),
     }
+    if proc.denoiser is not None:
+        out["denoise"] = {
+            **proc.denoiser.cost(),
+            "frames_10ms": proc.denoiser.frames,
+            "latency_ms": proc.denoiser.delay_seconds * 1e3,
+        }
     profile = getattr(voice, "profile", None)
     if callable(profile):
         out["stages"] = profile()

@@ -23,6 +23,8 @@ TUNING = {
     "gate_db": ("engine", "gate_threshold_db"),
     "gate_hold": ("engine", "gate_hold_time"),
     "safety_buffer": ("engine", "buffer_margin_time"),
+    "denoise": ("engine", "denoise"),
+    "denoise_mix": ("engine", "denoise_mix"),
     "voice": ("voice", "voice"),
     "pitch": ("voice", "pitch"),
     "formant": ("voice", "formant"),
@@ -64,6 +66,15 @@ def _add_tuning(p: argparse.ArgumentParser) -> None:
     g.add_argument("--gate-hold", type=float, help="seconds the gate stays open after speech")
     g.add_argument(
         "--safety-buffer", type=float, help="seconds of extra output buffering (adds latency)"
+    )
+    g.add_argument(
+        "--denoise",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="RNNoise input noise suppression before the gate and the voice (adds 20 ms)",
+    )
+    g.add_argument(
+        "--denoise-mix", type=float, help="share of the suppressed signal, 0..1 (default 1)"
     )
 
 

@@ -23,13 +23,14 @@ class LatencyBudget:
     lookahead: float = 0.0
     sola: float = 0.0
     resampler: float = 0.0
+    denoise: float = 0.0  # input noise suppressor (RNNoise + its framing), 0 when not running
     buffer: float = 0.0  # output-ring headroom for compute and callback timing (live only)
     device_in: float = 0.0
     device_out: float = 0.0
 
     @property
     def algorithmic(self) -> float:
-        return self.block + self.lookahead + self.sola + self.resampler
+        return self.block + self.lookahead + self.sola + self.resampler + self.denoise
 
     @property
     def end_to_end(self) -> float:
@@ -41,6 +42,7 @@ class LatencyBudget:
             "lookahead_ms": self.lookahead * 1e3,
             "sola_ms": self.sola * 1e3,
             "resampler_ms": self.resampler * 1e3,
+            "denoise_ms": self.denoise * 1e3,
             "buffer_ms": self.buffer * 1e3,
             "device_in_ms": self.device_in * 1e3,
             "device_out_ms": self.device_out * 1e3,

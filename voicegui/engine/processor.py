@@ -1,15 +1,23 @@
-"""One block through the whole chain: gain -> gate -> resample -> frame -> voice -> SOLA ->
-resample -> bypass/error mix -> gain. Shared by the live engine and the offline (virtual clock)
-path, so both do exactly the same thing.
+"""One block through the whole chain: gain -> denoise -> gate -> resample -> frame -> voice ->
+SOLA -> resample -> bypass/error mix -> gain. Shared by the live engine and the offline (virtual
+clock) path, so both do exactly the same thing.
+
+The noise suppressor exists only once it has been switched on: with it off from the start, the
+chain is the same arithmetic as without it (bit for bit). Switched on live, it joins with its fixed
+delay (the timeline moves once by that delay: a short gap); switched off live, it keeps running at
+mix 0 with the same delay until the next restart, so the timing never jumps back and forth.
+The dry (bypass) signal is taken after it, so both dry and voice are cleaned and stay aligned.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
+from voicegui.engine.denoise import Denoiser
 from voicegui.engine.framing import Framer
 from voicegui.engine.gate import Gate
 from voicegui.engine.metrics import LatencyBudget, Metrics, level_db
@@ -97,6 +105,8 @@ class BlockProcessor:
         self._source = "wet"
         self._io_latency = (0.0, 0.0, 0.0)  # buffer, device in, device out: set by the live engine
         self._latency: LatencyBudget | None = None  # cached: it only changes with the geometry
+        self.denoiser: Denoiser | None = None  # created when noise suppression is first on
+        self._spare_denoiser: Denoiser | None = None  # built by ``request``, off the block thread
         self._build(settings)
         voice.update(voice_params(settings.voice, settings.engine))
 
@@ -114,13 +124,13 @@ class BlockProcessor:
         else:
             self.framer = Framer(g.block, g.left, g.right)
             self.sola = Sola(g.block, g.crossfade, g.search)
-        self._apply_live(s)
-        self.dry = DelayLine(self.wet_delay_dev(), g.block_dev)
+        self._apply_live(s, live=False)
+        self.dry = DelayLine(self.dry_delay_dev(), g.block_dev)
         self._fade_in, self._fade_out = equal_power_fades(
             min(g.block_dev, max(1, round(SOURCE_FADE * self.device_rate)))
         )
 
-    def _apply_live(self, s: Settings) -> None:
+    def _apply_live(self, s: Settings, live: bool = True) -> None:
         e = s.engine
         self.in_gain = db_to_gain(e.input_gain_db)
         self.out_gain = db_to_gain(e.output_gain_db)
@@ -129,9 +139,30 @@ class BlockProcessor:
         self.gate = Gate(e.gate_threshold_db, e.gate_hold_time, detector)
         if old_gate is not None:
             self.gate._quiet_for, self.gate.open = old_gate._quiet_for, old_gate.open
+        fresh = False
+        if e.denoise and self.denoiser is None:
+            spare, self._spare_denoiser = self._spare_denoiser, None
+            try:
+                self.denoiser = spare or Denoiser(self.device_rate, self.geom.block_dev)
+                fresh = True
+            except (ImportError, OSError) as exc:
+                if not live:
+                    raise
+                self.last_error = f"noise suppression unavailable: {exc}"
+            self._latency = None
+        if self.denoiser is not None:
+            self.denoiser.set_mix(e.denoise_mix if e.denoise else 0.0, ramp=not fresh)
 
     def request(self, settings: Settings) -> None:
-        """Called from any thread; taken in before the next block (one reference swap)."""
+        """Called from any thread; taken in before the next block (one reference swap).
+
+        Switching noise suppression on for the first time builds the suppressor here, in the
+        caller's thread, so the block thread does not load a library or allocate for it.
+        """
+        if settings.engine.denoise and self.denoiser is None and self._spare_denoiser is None:
+            # on failure the block thread tries again and reports why it cannot
+            with contextlib.suppress(ImportError, OSError):
+                self._spare_denoiser = Denoiser(self.device_rate, self.geom.block_dev)
         self._pending = settings
 
     def _take_pending(self) -> None:
@@ -153,8 +184,11 @@ class BlockProcessor:
             if self.framer is not None:
                 self.framer = self.framer.resized(self.geom.left, self.geom.right)
                 self.sola = Sola(self.geom.block, self.geom.crossfade, self.geom.search)
-            self.dry = DelayLine(self.wet_delay_dev(), self.geom.block_dev)
+            self.dry = DelayLine(self.dry_delay_dev(), self.geom.block_dev)
+        had_denoiser = self.denoiser is not None
         self._apply_live(new)
+        if self.denoiser is not None and not had_denoiser:
+            self.dry = DelayLine(self.dry_delay_dev(), self.geom.block_dev)
 
     # ---- latency --------------------------------------------------------------------------
     @property
@@ -184,6 +218,7 @@ class BlockProcessor:
             lookahead=lookahead,
             sola=sola,
             resampler=self.in_rs.delay_seconds + self.out_rs.delay_seconds,
+            denoise=self.denoiser.delay_seconds if self.denoiser is not None else 0.0,
             buffer=buffer,
             device_in=device_in,
             device_out=device_out,
@@ -193,6 +228,11 @@ class BlockProcessor:
         """Device samples from an input block to where the voice's output of it starts."""
         lat = self.latency()
         return max(0, round((lat.algorithmic - lat.block) * self.device_rate))
+
+    def dry_delay_dev(self) -> int:
+        """Delay for the dry (bypass) signal, which is taken after the noise suppressor."""
+        lat = self.latency()
+        return max(0, round((lat.algorithmic - lat.block - lat.denoise) * self.device_rate))
 
     @property
     def block_dev(self) -> int:
@@ -206,10 +246,14 @@ class BlockProcessor:
             self._take_pending()
         g = self.geom
         x = np.asarray(block, dtype=np.float32) * self.in_gain
-        in_db = level_db(x)
+        in_db = level_db(x)  # the microphone's level, before any suppression
+        gate_db = in_db
+        if self.denoiser is not None:
+            x = self.denoiser.process(x)
+            gate_db = level_db(x)
         block_seconds = g.block_dev / g.device_rate
         was_open = self.gate.open
-        speech = self.gate.update(in_db, x, g.device_rate, block_seconds)
+        speech = self.gate.update(gate_db, x, g.device_rate, block_seconds)
 
         xv = self.in_rs.process(x)
         window = self.framer.push(xv) if self.framer is not None else xv
@@ -313,6 +357,8 @@ class BlockProcessor:
         """Forget all stream state (after a restart or a long stall)."""
         self.in_rs.reset()
         self.out_rs.reset()
+        if self.denoiser is not None:
+            self.denoiser.reset()
         if self.framer is not None:
             self.framer.reset()
             self.sola.reset()

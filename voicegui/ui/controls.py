@@ -47,6 +47,8 @@ GROUPS = {
         "style_from_prompt",
     ),
     "Levels and silence gate": (
+        "denoise",
+        "denoise_mix",
         "input_gain_db",
         "output_gain_db",
         "gate_threshold_db",

@@ -19,12 +19,22 @@ from voicegui.engine.metrics import HISTORY, LatencyBudget, Metrics, MetricsSnap
 
 WINDOW_S = 30.0
 LEVEL_FLOOR_DB = -90.0
-PARTS = ("block", "lookahead", "sola", "resampler", "buffer", "device_in", "device_out")
+PARTS = (
+    "block",
+    "lookahead",
+    "sola",
+    "resampler",
+    "denoise",
+    "buffer",
+    "device_in",
+    "device_out",
+)
 PART_LABELS = {
     "block": "block",
     "lookahead": "lookahead",
     "sola": "SOLA",
     "resampler": "resampler",
+    "denoise": "denoise",
     "buffer": "buffer",
     "device_in": "device in",
     "device_out": "device out",
