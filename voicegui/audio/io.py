@@ -146,7 +146,9 @@ class OutputSink:
         if n < len(mono):
             self.overflow_samples += len(mono) - n
 
-    def push(self, block: np.ndarray, late: int = 0) -> None:
+    def push(self, block: np.ndarray, late: int = 0, fill: int | None = None) -> None:
+        """Queue ``block``; ``late``/``fill``: the measure's parts when the caller read them
+        together (see the class doc), else the fill is read now."""
         if self._stream is not None and not self.playing():
             # the callback ran dry and stopped playing: count it, restore the latency the ring
             # was primed for (silence), and play again with a short fade-in
@@ -156,8 +158,10 @@ class OutputSink:
             self._resume = True
             self._arm()
             self._window_min = _NO_FILL
+            fill = None  # read before the re-prime: no longer what the ring holds
         self._pushes += 1
-        low = self.ring.read_available + (max(0, late) if self.count_late else 0)
+        now = self.ring.read_available if fill is None else fill
+        low = now + (max(0, late) if self.count_late else 0)
         self._window_min = min(self._window_min, low)
         if self._pushes % self.window == 0 and self._window_min != _NO_FILL:
             low, self._window_min = self._window_min, _NO_FILL

@@ -259,15 +259,16 @@ class RealtimeEngine:
                     self.dropped_blocks += skipped
                     proc.restart_voice_stream()
                 io.capture.check()
-                late = io.capture.available() - block  # samples that arrived after the block
+                late, fill = self._late_and_fill(block)
                 io.capture.read_into(buf)
                 if self.block_hook is not None:
                     self.block_hook(buf)
                 out = proc.process(buf)
                 if self.output_hook is not None:
                     self.output_hook(out)
-                for sink in self.sinks:
-                    sink.push(out, late)
+                self.sinks[0].push(out, late, fill)
+                for sink in self.sinks[1:]:
+                    sink.push(out)
                 self._publish_counters()
                 if self.after_block is not None:
                     self.after_block()
@@ -284,6 +285,22 @@ class RealtimeEngine:
         if reason:
             self.metrics.publish(running=False, status=reason)
             self.on_event("error", reason)
+
+    def _late_and_fill(self, block: int) -> tuple[int, int]:
+        """Input beyond the block, and the main output ring's fill, read at one instant.
+
+        The C callback records, then plays: reading the output fill on both sides of the input
+        count and retrying if it moved keeps a callback from landing between the two readings
+        (which would make the fill measure one callback low and trigger a needless correction).
+        """
+        io, sink = self.io, self.sinks[0]
+        assert io is not None
+        for _ in range(8):
+            before = sink.fill()
+            have = io.capture.available()
+            if sink.fill() == before:
+                return have - block, before
+        return have - block, sink.fill()
 
     def _publish_counters(self) -> None:
         io = self.io
