@@ -9,6 +9,7 @@ click is injected and its returns are timed in frames.
 from __future__ import annotations
 
 import platform
+import threading
 import time
 from dataclasses import replace
 
@@ -171,11 +172,13 @@ def clicks_through(engine, seconds: float, clicks: int = 5) -> dict:
         end = min(len(record), p + len(block))
         record[p:end] = block[: end - p]
         state["pos"] = p + len(block)
+        if state["pos"] >= total:
+            done.set()
 
+    # the caller sleeps until the hook says it has it all: no thread polls meanwhile
+    done = threading.Event()
     engine.block_hook = hook
-    deadline = time.monotonic() + seconds + 2.0
-    while state["pos"] < total and time.monotonic() < deadline:
-        time.sleep(0.05)
+    done.wait(seconds + 2.0)
     engine.block_hook = None
     snap = engine.snapshot()
     rec = record[: state["pos"]]

@@ -101,7 +101,10 @@ class HostService:
             self._send((msg_id, True, result))
 
     def run(self) -> None:
+        from voicegui.engine.priority import raise_helper_thread
+
         threading.Thread(target=self._publish_loop, name="voicegui-metrics", daemon=True).start()
+        raise_helper_thread()  # commands are short; see raise_helper_thread
         while not self._stop.is_set():
             try:
                 # blocks without waking: the window's death closes the pipe, which ends this
@@ -288,9 +291,12 @@ class HostService:
         from voicegui.audio import jack
         from voicegui.bench import clicks_through
 
+        from voicegui.engine.priority import raise_helper_thread
+
         eng = self.engine
         if eng is None or self.ports_before is None:
             raise RuntimeError("the loopback needs the engine running on JACK")
+        raise_helper_thread()
         ins, outs = jack.client_ports()
         ours = self.ports_before
         jack.loop_back([p for p in ins if p not in ours], [p for p in outs if p not in ours])

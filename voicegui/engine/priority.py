@@ -29,6 +29,25 @@ class Priority:
         return f"real-time priority: {'yes' if self.realtime else 'no'} ({self.how})"
 
 
+HELPER_PRIORITY = 50  # the audio host's command thread: below the block thread
+
+
+def raise_helper_thread() -> bool:
+    """Give a short-running helper thread of the audio host (commands) real-time priority
+    below the block thread's, where Linux allows it without asking anyone.
+
+    The block thread shares the interpreter lock with it: a helper preempted by a busy program
+    while it holds the lock would hold up the block thread too.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(HELPER_PRIORITY))
+        return True
+    except (PermissionError, OSError):
+        return False
+
+
 def request_realtime(period: float, compute: float) -> Priority:
     """Raise the calling thread's priority; ``period``/``compute`` (s) describe its duty cycle."""
     try:
