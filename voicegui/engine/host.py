@@ -290,7 +290,6 @@ class HostService:
         """Loop the engine's JACK output into its input and time clicks through it."""
         from voicegui.audio import jack
         from voicegui.bench import clicks_through
-
         from voicegui.engine.priority import raise_helper_thread
 
         eng = self.engine
