@@ -1,8 +1,8 @@
 """Where the app keeps things: platformdirs locations, and bundled resources.
 
 VOICEGUI_HOME overrides every user location (config, presets, models, logs, recordings), which
-keeps tests and portable installs self-contained. Resources are found the same way from a source checkout and
-from a frozen (PyInstaller) bundle.
+keeps tests and portable installs self-contained. Resources are found the same way from a source
+checkout and from a frozen (PyInstaller) bundle.
 """
 
 from __future__ import annotations

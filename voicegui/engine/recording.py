@@ -12,6 +12,7 @@ No PortAudio and no Qt here: soundfile and numpy only.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import re
@@ -73,7 +74,9 @@ def describe_os_error(exc: BaseException) -> str:
         return "the disk is full"
     if code == errno.EFBIG or "File too large" in text:
         return "the file reached the largest size this system allows"
-    if code in (errno.EACCES, errno.EPERM, errno.EROFS) or "ermission denied" in text:
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS) or any(
+        t in text for t in ("ermission denied", "Read-only file system")
+    ):
         return "the folder cannot be written to"
     if code in (errno.ENOTDIR, errno.EEXIST) or "Not a directory" in text:
         return "it is not a folder (a file of that name is in the way)"
@@ -170,10 +173,8 @@ class TakeRecorder:
         size = 0
         for p in (self.path, self.dry_path):
             if p is not None:
-                try:
+                with contextlib.suppress(OSError):
                     size += p.stat().st_size
-                except OSError:
-                    pass
         end = self.stopped_at if self.stopped_at is not None else time.monotonic()
         return {
             "running": self.running,
@@ -182,6 +183,7 @@ class TakeRecorder:
             "sample_rate": self.sample_rate,
             "elapsed": end - self.started_at if self.started_at else 0.0,
             "frames": self.frames_written,
+            "fed": self.frames_fed,
             "seconds": self.frames_written / self.sample_rate,
             "bytes": size,
             "dropped": self.dropped,
@@ -228,7 +230,7 @@ class TakeRecorder:
             self.on_error(self.error)
             return
         self._close_files()
-        log.info("recording finished: %s, %.1f s", self.path, self.frames_written / self.sample_rate)
+        log.info("recording finished: %s, %d frames", self.path, self.frames_written)
 
     def _drain(self, chunk: np.ndarray, dry_chunk: np.ndarray | None) -> None:
         ring, dry_ring = self._ring, self._dry_ring
@@ -264,4 +266,3 @@ class TakeRecorder:
         if 0 <= frames <= self.frames_written:
             self.frames_written = frames
         return self.frames_written / self.sample_rate
-
