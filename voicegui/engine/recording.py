@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import os
 import re
 import threading
 import time
@@ -66,9 +67,10 @@ def dry_path(path: Path) -> Path:
     return path.with_name(path.stem + DRY_SUFFIX + path.suffix)
 
 
-def describe_os_error(exc: BaseException) -> str:
-    """Why writing failed, for the user."""
-    text = str(exc)
+def describe_os_error(exc: BaseException, detail: str = "") -> str:
+    """Why writing failed, for the user (``detail``: libsndfile's own words, which name the
+    system's error where its exception says only "System error")."""
+    text = f"{exc} {detail}"
     code = getattr(exc, "errno", None)
     if code == errno.ENOSPC or "No space left" in text:
         return "the disk is full"
@@ -80,8 +82,27 @@ def describe_os_error(exc: BaseException) -> str:
         return "the folder cannot be written to"
     if code in (errno.ENOTDIR, errno.EEXIST) or "Not a directory" in text:
         return "it is not a folder (a file of that name is in the way)"
-    text = text.removeprefix("System error : ").rstrip(".")
+    text = (detail or str(exc)).removeprefix("System error : ").strip().rstrip(".")
     return text or type(exc).__name__
+
+
+def _libsndfile_detail(f) -> str:
+    """libsndfile's last error on ``f``, e.g. "System error : No space left on device."."""
+    try:
+        import soundfile as sf
+
+        text = sf._ffi.string(sf._snd.sf_strerror(f._file)).decode("utf-8", "replace")
+    except Exception:
+        return ""
+    return "" if text.startswith("No Error") else text
+
+
+def _disk_full(folder: Path) -> bool:
+    try:
+        st = os.statvfs(folder)
+    except (OSError, AttributeError):
+        return False
+    return st.f_bavail * st.f_frsize < 64 * 1024
 
 
 class TakeRecorder:
@@ -127,6 +148,7 @@ class TakeRecorder:
             folder.mkdir(parents=True, exist_ok=True)
             for p in (self.path, self.dry_path):
                 if p is not None:
+                    open(p, "wb").close()  # noqa: SIM115 (the OS's reason, if it refuses)
                     self._files.append(
                         sf.SoundFile(
                             str(p), "w", self.sample_rate, 1, self.subtype, format=self.format
@@ -219,10 +241,14 @@ class TakeRecorder:
         except Exception as exc:  # a full disk, a size limit, a vanished folder
             self.taking = False
             self.stopped_at = time.monotonic()
+            detail = " ".join(filter(None, (_libsndfile_detail(f) for f in self._files)))
             self._close_files()
             secs = self._saved_seconds()
+            why = describe_os_error(exc, detail)
+            if why in ("System error", "LibsndfileError") and _disk_full(self.path.parent):
+                why = "the disk is full"
             self.error = (
-                f"Recording stopped: {describe_os_error(exc)} ({self.path.parent}). "
+                f"Recording stopped: {why} ({self.path.parent}). "
                 f"The first {secs:.1f} s are saved in {self.path.name}; "
                 "the voice changer keeps running."
             )
