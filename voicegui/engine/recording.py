@@ -285,6 +285,10 @@ class TakeRecorder:
     def _saved_seconds(self) -> float:
         import soundfile as sf
 
+        if self.format == "FLAC":
+            for p in (self.path, self.dry_path):
+                if p is not None:
+                    repair_flac(p)
         try:
             frames = sf.info(str(self.path)).frames
         except Exception:
@@ -292,3 +296,35 @@ class TakeRecorder:
         if 0 <= frames <= self.frames_written:
             self.frames_written = frames
         return self.frames_written / self.sample_rate
+
+
+def repair_flac(path: Path) -> int:
+    """A FLAC file cut short (its encoder never finished) says "length unknown" in its header,
+    which some readers refuse: count the frames that decode and write that count into the header
+    in place (the file does not grow, so this works on a full disk). Returns the count."""
+    import soundfile as sf
+
+    frames = 0
+    try:
+        with sf.SoundFile(str(path)) as f:
+            chunk = np.zeros(1024, dtype=np.float32)
+            while True:
+                n = f.read(out=chunk, frames=len(chunk)).shape[0]
+                frames += n
+                if n < len(chunk):
+                    break
+    except Exception:
+        pass  # the cut-off end: what decoded before it counts
+    try:
+        with open(path, "r+b") as raw:
+            head = raw.read(26)
+            if len(head) < 26 or head[:4] != b"fLaC" or head[4] & 0x7F != 0:
+                return frames  # no STREAMINFO where the format puts it
+            fields = int.from_bytes(head[18:26], "big")
+            if fields & ((1 << 36) - 1):
+                return frames  # the encoder finished: the header knows the length
+            raw.seek(18)
+            raw.write((fields | frames).to_bytes(8, "big"))
+    except OSError:
+        log.warning("cannot write the length into %s", path)
+    return frames
