@@ -333,7 +333,10 @@ class HostService:
             raise RuntimeError("start the voice changer before recording")
         self.do_record_stop()
         target = Path(path) if path else default_path(preset, fmt)
-        take = TakeRecorder(target, eng.sample_rate, with_dry, on_error=self._take_failed)
+        delay = eng.proc.wet_delay_dev() if with_dry and eng.proc is not None else 0
+        take = TakeRecorder(
+            target, eng.sample_rate, with_dry, on_error=self._take_failed, dry_delay=delay
+        )
         self.take = take.start()
         eng.tap = take.feed
         return str(target)

@@ -115,7 +115,10 @@ class TakeRecorder:
         with_dry: bool = False,
         on_error: Callable[[str], None] | None = None,
         ring_seconds: float = RING_SECONDS,
+        dry_delay: int = 0,
     ) -> None:
+        """``dry_delay``: samples the voice lags its input by; the dry file is delayed as much,
+        so that both files line up sample for sample (and have the same length)."""
         self.path = Path(path)
         ext = self.path.suffix.lower()
         if ext not in FORMATS:
@@ -128,7 +131,9 @@ class TakeRecorder:
         self.on_error = on_error or (lambda message: None)
         capacity = max(1, round(ring_seconds * self.sample_rate))
         self._ring = RingBuffer(capacity)
-        self._dry_ring = RingBuffer(capacity) if with_dry else None
+        self._dry_ring = RingBuffer(capacity + dry_delay) if with_dry else None
+        self.dry_delay = max(0, int(dry_delay)) if with_dry else 0
+        self._dry_written = 0
         self._files: list = []
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -228,6 +233,9 @@ class TakeRecorder:
         dry_chunk = np.zeros_like(chunk) if self._dry_ring is not None else None
         flushed = time.monotonic()
         try:
+            if self.dry_delay and len(self._files) > 1:
+                self._files[1].write(np.zeros(self.dry_delay, dtype=np.float32))
+                self._dry_written = self.dry_delay
             while True:
                 stopping = self._stop.wait(WRITE_EVERY)
                 self._drain(chunk, dry_chunk)
@@ -269,10 +277,14 @@ class TakeRecorder:
                 return
             ring.read_into(chunk[:n])
             self._files[0].write(chunk[:n])
-            if dry_ring is not None and dry_chunk is not None:
-                dry_ring.read_into(dry_chunk[:n])
-                self._files[1].write(dry_chunk[:n])
             self.frames_written += n
+            if dry_ring is not None and dry_chunk is not None:
+                # as long as the take: the last ``dry_delay`` samples stay in the ring
+                m = min(self.frames_written - self._dry_written, dry_ring.available())
+                if m > 0:
+                    dry_ring.read_into(dry_chunk[:m])
+                    self._files[1].write(dry_chunk[:m])
+                    self._dry_written += m
 
     def _close_files(self) -> None:
         files, self._files = self._files, []
