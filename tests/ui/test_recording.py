@@ -270,3 +270,33 @@ def test_live_records_to_a_file(jack_server, tmp_path):
     assert info.samplerate == RATE and info.frames == summary["frames"] == summary["fed"]
     assert abs(info.frames / RATE - 3.0) < 0.6
     assert sf.info(str(tmp_path / "sortie vocale-dry.wav")).frames == info.frames
+
+
+def test_a_disk_too_slow_loses_whole_blocks_counted_and_the_feed_never_allocates(tmp_path):
+    """The block thread's side copies into the preallocated ring only; when the writer cannot
+    keep up, what does not fit is dropped and counted, never queued without bound."""
+    import threading
+    import tracemalloc
+
+    from voicegui.engine.recording import TakeRecorder
+
+    take = TakeRecorder(tmp_path / "take.wav", RATE, with_dry=True, ring_seconds=0.1)
+    block = np.full(BLOCK, 0.25, dtype=np.float32)
+    gate = threading.Event()
+    write = take._drain
+    take._drain = lambda *a: (gate.wait(), write(*a))  # a disk that stalls
+    take.start()
+    tracemalloc.start()
+    before = tracemalloc.take_snapshot()
+    for _ in range(100):  # 2 s of blocks while the writer stalls
+        take.feed(block, block)
+    after = tracemalloc.take_snapshot()
+    tracemalloc.stop()
+    grown = sum(s.size_diff for s in after.compare_to(before, "filename") if s.size_diff > 0)
+    assert grown < 16_384, grown  # no buffer grows with the audio
+    gate.set()
+    summary = take.stop()
+    assert summary["fed"] == 100 * BLOCK
+    assert summary["dropped"] > 0 and summary["frames"] + summary["dropped"] == summary["fed"]
+    assert sf.info(str(tmp_path / "take.wav")).frames == summary["frames"]
+    assert sf.info(str(tmp_path / "take-dry.wav")).frames == summary["frames"]

@@ -417,17 +417,23 @@ class MainWindow(QMainWindow):
 
     def _on_recording(self, state: dict) -> None:
         self._show_recording_button()
+        dropped = state.get("dropped", 0)
+        lost = (
+            f" · {dropped / state.get('sample_rate', 48000):.1f} s lost (the disk was too slow)"
+            if dropped
+            else ""
+        )
         if state.get("running"):
             self.banners.dismiss("recording")
             self.record_label.setText(
                 f"● REC {format_elapsed(state.get('elapsed', 0.0))} · "
-                f"{format_size(state.get('bytes', 0))}"
+                f"{format_size(state.get('bytes', 0))}{lost}"
             )
         elif state.get("path"):
             name = Path(state["path"]).name
             self.record_label.setText(
                 f"Saved {name} ({format_elapsed(state.get('seconds', 0.0))}, "
-                f"{format_size(state.get('bytes', 0))})"
+                f"{format_size(state.get('bytes', 0))}){lost}"
             )
             self.record_label.setToolTip(state["path"])
         else:
