@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from PySide6.QtCore import Qt
 
 from tests.ui.conftest import close_window, open_window, pick_jack, start
 
@@ -122,9 +123,9 @@ def test_ten_seconds_from_the_window_have_the_right_length_and_content(
     assert np.max(np.abs(audio[RATE:] - dry[RATE:])) < 1e-3
     assert_audio_goes_on(window, qtbot, 0.5)
 
-    # stopping the voice changer ends a recording too
-    window.record_button.click()
-    assert c.recording
+    # R starts recording (as the button does); stopping the voice changer ends a recording too
+    qtbot.keyClick(window.graph, Qt.Key.Key_R)
+    assert c.recording and window.record_button.isChecked()
     qtbot.wait(500)
     window.start_button.click()
     assert not c.running and not c.recording
@@ -223,6 +224,7 @@ def test_an_unwritable_folder_is_refused_with_a_clear_message_and_the_audio_goes
         text = next(t for t in window.banners.texts() if "Cannot record" in t)
         assert str(voicegui_home / "recordings") in text
         assert "the folder cannot be written to" in text, text
+        assert text.count("Cannot record") == 1 and "choose another folder" in text.lower()
         assert_audio_goes_on(window, qtbot, 0.5)
     # a file where the folder should be
     blocker = tmp_path / "not a folder"
@@ -231,14 +233,21 @@ def test_an_unwritable_folder_is_refused_with_a_clear_message_and_the_audio_goes
     text = next(t for t in window.banners.texts() if "Cannot record" in t)
     assert "is not a folder" in text, text
     assert_audio_goes_on(window, qtbot, 0.5)
-    # and a good folder records again
-    good = tmp_path / "prises de son" / "take.flac"
-    assert c.record_start(path=good)
+    # another folder (chosen in the Audio menu, kept for the next session) records again
+    folder = tmp_path / "prises de son"
+    window.set_recordings_folder(folder)
+    window.record_flac_action.setChecked(True)
+    assert window.toggle_record()
     qtbot.wait(1000)
-    summary = c.record_stop()
+    assert not window.toggle_record()
+    summary = c.last_recording
+    good = Path(summary["path"])
+    assert good.parent == folder and good.suffix == ".flac"
     audio, rate = sf.read(str(good), dtype="float32")
     assert sf.info(str(good)).format == "FLAC" and len(audio) == summary["frames"] > 0.5 * RATE
     assert_tone_throughout(audio)
+    assert window.state_data()["recording"] == {"folder": str(folder), "dry": False,
+                                                "format": "flac"}  # fmt: skip
 
 
 def test_a_killed_audio_host_leaves_a_valid_recording(window, qtbot):

@@ -322,17 +322,23 @@ class HostService:
 
     # ---- recording the voice -----------------------------------------------------------------
     def do_record_start(
-        self, path: str | None = None, with_dry: bool = False, fmt: str = "wav", preset: str = ""
+        self,
+        path: str | None = None,
+        with_dry: bool = False,
+        fmt: str = "wav",
+        preset: str = "",
+        folder: str = "",
     ) -> str:
         """Record the output (and with ``with_dry`` the input, to a "-dry" file alongside) to
-        ``path``, or to a file named by date and preset in the recordings folder."""
+        ``path``, or to a file named by date and preset in ``folder`` (default: the recordings
+        folder)."""
         from voicegui.engine.recording import TakeRecorder, default_path
 
         eng = self.engine
         if eng is None or not eng.running:
             raise RuntimeError("start the voice changer before recording")
         self.do_record_stop()
-        target = Path(path) if path else default_path(preset, fmt)
+        target = Path(path) if path else default_path(preset, fmt, folder=folder)
         delay = eng.proc.wet_delay_dev() if with_dry and eng.proc is not None else 0
         take = TakeRecorder(
             target, eng.sample_rate, with_dry, on_error=self._take_failed, dry_delay=delay

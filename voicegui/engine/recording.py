@@ -47,15 +47,17 @@ def safe_name(text: str) -> str:
     return text[:60]
 
 
-def default_path(preset: str = "", fmt: str = "wav", now: datetime | None = None) -> Path:
-    """A fresh file in the recordings folder, named by date and preset."""
+def default_path(
+    preset: str = "", fmt: str = "wav", now: datetime | None = None, folder: str | Path = ""
+) -> Path:
+    """A fresh file in ``folder`` (default: the recordings folder), named by date and preset."""
     ext = "." + fmt.lower().lstrip(".")
     if ext not in FORMATS:
         raise RecordingError(f"unknown recording format '{fmt}' (WAV or FLAC)")
     stamp = (now or datetime.now()).strftime("%Y%m%d-%H%M%S")
     name = safe_name(preset)
     base = f"voicegui-{stamp}" + (f"-{name}" if name else "")
-    folder = paths.recordings_dir()
+    folder = Path(folder) if folder else paths.recordings_dir()
     path, n = folder / f"{base}{ext}", 2
     while path.exists() or dry_path(path).exists():
         path, n = folder / f"{base}-{n}{ext}", n + 1
@@ -162,11 +164,13 @@ class TakeRecorder:
         except (OSError, sf.LibsndfileError) as exc:
             self._close_files()
             for p in (self.path, self.dry_path):
-                if p is not None and p.exists() and p.stat().st_size <= 44:
-                    p.unlink(missing_ok=True)  # an empty header is no recording
+                with contextlib.suppress(OSError):
+                    if p is not None and p.stat().st_size <= 44:
+                        p.unlink()  # an empty header is no recording
+            why = describe_os_error(exc)
+            advice = "Free some space or choose" if why == "the disk is full" else "Choose"
             raise RecordingError(
-                f"Cannot record to {folder}: {describe_os_error(exc)}. "
-                "Choose another folder or free some space."
+                f"Cannot record to {folder}: {why}. {advice} another folder for recordings."
             ) from exc
         self.started_at = time.monotonic()
         self.taking = True

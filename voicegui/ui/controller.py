@@ -188,6 +188,7 @@ class Controller(QObject):
         self.restarts = 0  # how many times a change restarted the streams (for tests/readouts)
         self.record_format = "wav"  # or "flac"
         self.record_dry = False  # also record the dry input, to a "-dry" file alongside
+        self.record_folder = ""  # where recordings go ('': the music folder)
         self.recording_path = ""  # the file being (or last) recorded
         self.last_recording: dict | None = None  # what the last recording holds
         self._recording = False
@@ -751,10 +752,13 @@ class Controller(QObject):
             return True
         try:
             self.recording_path = self.host.record_start(
-                path, self.record_dry, self.record_format, preset
+                path, self.record_dry, self.record_format, preset, self.record_folder
             )
         except HostError as exc:
-            self.notice.emit("error", f"Cannot record: {exc}", "recording")
+            text = str(exc)
+            if not text.startswith("Cannot record"):
+                text = f"Cannot record: {text}"
+            self.notice.emit("error", text, "recording")
             self.recordingChanged.emit({"running": False, "error": str(exc)})
             return False
         self._recording = True

@@ -220,14 +220,12 @@ class MainWindow(QMainWindow):
         self.record_action.triggered.connect(self.toggle_record)
         self.record_dry_action = QAction("Record the &dry input too", self)
         self.record_dry_action.setCheckable(True)
-        self.record_dry_action.toggled.connect(
-            lambda on: setattr(self.controller, "record_dry", bool(on))
-        )
+        self.record_dry_action.toggled.connect(self._set_record_dry)
         self.record_flac_action = QAction("Record as &FLAC (smaller) instead of WAV", self)
         self.record_flac_action.setCheckable(True)
-        self.record_flac_action.toggled.connect(
-            lambda on: setattr(self.controller, "record_format", "flac" if on else "wav")
-        )
+        self.record_flac_action.toggled.connect(self._set_record_flac)
+        folder_choice = QAction("Recordings f&older…", self)
+        folder_choice.triggered.connect(self.ask_recordings_folder)
         recordings_action = QAction("Open the recordings &folder", self)
         recordings_action.triggered.connect(self._open_recordings)
         for a in (self.start_action, self.bypass_action, self.record_action):
@@ -243,7 +241,7 @@ class MainWindow(QMainWindow):
         audio.addAction(self.bypass_action)
         audio.addSeparator()
         for a in (self.record_action, self.record_dry_action, self.record_flac_action,
-                  recordings_action):  # fmt: skip
+                  folder_choice, recordings_action):  # fmt: skip
             audio.addAction(a)
         models = self.menuBar().addMenu("Mod&els")
         self.download_action = QAction("&Download Seed-VC…", self)
@@ -439,8 +437,36 @@ class MainWindow(QMainWindow):
         else:
             self.record_label.setText("")
 
+    def _set_record_dry(self, on: bool) -> None:
+        self.controller.record_dry = bool(on)
+        self._save_timer.start()
+
+    def _set_record_flac(self, on: bool) -> None:
+        self.controller.record_format = "flac" if on else "wav"
+        self._save_timer.start()
+
+    def recordings_folder(self) -> Path:
+        return Path(self.controller.record_folder or paths.recordings_dir())
+
+    def set_recordings_folder(self, folder: str | Path) -> None:
+        """Where the next recordings go ('': the music folder)."""
+        changed = self.controller.record_folder != str(folder or "")
+        self.controller.record_folder = str(folder or "")
+        self.record_button.setToolTip(
+            f"Record the converted voice to a file in {self.recordings_folder()} ({RECORD_KEY})"
+        )
+        if changed:
+            self._save_timer.start()
+
+    def ask_recordings_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(
+            self, "Folder for recordings", str(self.recordings_folder())
+        )
+        if folder:
+            self.set_recordings_folder(folder)
+
     def _open_recordings(self) -> None:
-        folder = paths.recordings_dir()
+        folder = self.recordings_folder()
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -706,6 +732,12 @@ class MainWindow(QMainWindow):
         window_state = data.get("window_state")
         if isinstance(window_state, str):
             self.restoreState(QByteArray.fromBase64(window_state.encode("ascii")))
+        rec = data.get("recording")
+        if isinstance(rec, dict):
+            self.record_dry_action.setChecked(bool(rec.get("dry", False)))
+            self.record_flac_action.setChecked(rec.get("format") == "flac")
+            if isinstance(rec.get("folder"), str):
+                self.set_recordings_folder(rec["folder"])
         last = data.get("last_preset")
         if isinstance(last, str) and last:
             self.presets.current = last
@@ -715,6 +747,11 @@ class MainWindow(QMainWindow):
         return {
             "settings": self.controller.settings.to_dict(),
             "last_preset": self.presets.current,
+            "recording": {
+                "folder": self.controller.record_folder,
+                "dry": self.controller.record_dry,
+                "format": self.controller.record_format,
+            },
             "geometry": bytes(self.saveGeometry().toBase64()).decode("ascii"),
             "window_state": bytes(self.saveState().toBase64()).decode("ascii"),
         }
