@@ -147,7 +147,7 @@ def cmd_live(args: argparse.Namespace) -> int:
     from voicegui.live import live_settings, run_live
 
     settings = live_settings(settings_from_args(args), args.input, args.output, args.monitor)
-    return run_live(settings, args.seconds)
+    return run_live(settings, args.seconds, record=args.record, record_dry=args.record_dry)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -178,6 +178,10 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--output", help="HOSTAPI:NAME of the output")
     lv.add_argument("--monitor", help="HOSTAPI:NAME of a second output hearing the same voice")
     lv.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
+    lv.add_argument("--record", metavar="FILE", help="record the voice to FILE (.wav or .flac)")
+    lv.add_argument(
+        "--record-dry", action="store_true", help="with --record: the dry input to FILE-dry too"
+    )
     _add_tuning(lv)
     lv.set_defaults(func=cmd_live)
 

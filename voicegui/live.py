@@ -33,7 +33,11 @@ def run_live(
     seconds: float | None = None,
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
+    record: str | None = None,
+    record_dry: bool = False,
 ) -> int:
+    """Run until Ctrl-C or ``seconds``; ``record``: also record the voice to that WAV or FLAC
+    file (with ``record_dry``, the dry input to a "-dry" file alongside)."""
     events: list[tuple[str, str]] = []
     host = AudioHost(on_event=lambda kind, message: events.append((kind, message))).start()
     stop = threading.Event()
@@ -63,6 +67,13 @@ def run_live(
             return 2
         if engine.rate_note:
             print(f"note: {engine.rate_note}", file=err)
+        recording: dict | None = None
+        if record:
+            try:
+                print(f"Recording to {host.record_start(record, record_dry)}", file=err)
+            except HostError as exc:
+                print(f"voicegui live: cannot record: {exc}", file=err)
+                return 2
         t0 = time.monotonic()
         while not stop.is_set():
             if seconds is not None and time.monotonic() - t0 >= seconds:
@@ -83,6 +94,11 @@ def run_live(
                 file=err,
                 flush=True,
             )
+        if record:
+            try:
+                recording = host.record_stop()
+            except HostError as exc:
+                print(f"voicegui live: the recording did not finish cleanly: {exc}", file=err)
         snap = engine.snapshot()
         summary = {
             "seconds": round(time.monotonic() - t0, 2),
@@ -99,6 +115,8 @@ def run_live(
             "compute": engine.metrics.compute_percentiles(),
             "status": snap.status if snap.running else (snap.status or "stopped"),
         }
+        if recording is not None:
+            summary["recording"] = recording
         print(json.dumps(summary, indent=2), file=out)
         return 0 if snap.running or stop.is_set() or seconds is not None else 1
     finally:

@@ -1,8 +1,8 @@
 """Where the app keeps things: platformdirs locations, and bundled resources.
 
-VOICEGUI_HOME overrides every user location (config, presets, models, logs), which keeps tests
-and portable installs self-contained. Resources are found the same way from a source checkout and
-from a frozen (PyInstaller) bundle.
+VOICEGUI_HOME overrides every user location (config, presets, models, logs, recordings), which
+keeps tests and portable installs self-contained. Resources are found the same way from a source
+checkout and from a frozen (PyInstaller) bundle.
 """
 
 from __future__ import annotations
@@ -64,6 +64,17 @@ def cache_dir() -> Path:
 
 def log_dir() -> Path:
     return _user_dir("logs")
+
+
+def recordings_dir() -> Path:
+    """Where recordings of the voice go: the user's music folder (VOICEGUI_HOME/recordings when
+    set). Not created here: the recorder creates it and reports when it cannot."""
+    home = _home()
+    if home is not None:
+        return home / "recordings"
+    import platformdirs
+
+    return Path(platformdirs.user_music_dir()) / APP
 
 
 def bundle_root() -> Path:

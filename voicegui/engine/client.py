@@ -255,6 +255,26 @@ class AudioHost:
         self.metrics.refresh()
         return self.metrics.snapshot
 
+    # ---- recording the voice (the engine must run) -------------------------------------------
+    def record_start(
+        self, path: str | Path | None = None, with_dry: bool = False, fmt: str = "wav",
+        preset: str = "", folder: str | Path = "",
+    ) -> str:  # fmt: skip
+        """Start recording the voice to ``path``, or to a file named by date and preset in
+        ``folder`` (default: the recordings folder); returns the file's path (raises HostError
+        saying why not, e.g. an unwritable folder)."""
+        return self.call(
+            "record_start", str(path) if path else None, with_dry, fmt, preset, str(folder or "")
+        )
+
+    def record_stop(self) -> dict | None:
+        """Finish the recording: path, dry_path, seconds, frames, bytes, dropped, error."""
+        return self.call("record_stop")
+
+    def record_state(self) -> dict:
+        """running, elapsed (s), bytes, path, error (why it stopped by itself)"""
+        return self.call("record_state")
+
 
 class RemoteVoice:
     """A voice that lives in the audio host; the same object for the same voice there."""

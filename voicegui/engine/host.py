@@ -19,6 +19,7 @@ import os
 import threading
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,6 +49,8 @@ class HostService:
         self.meter: Any = None
         self.recorder: Any = None
         self.player: Any = None
+        self.take: Any = None  # the recording of the voice (engine/recording.py)
+        self.last_take: dict | None = None  # what the last one recorded
         self.idle_metrics = Metrics()
         self.ports_before: set[str] | None = None
         self._published_at = 0.0
@@ -275,6 +278,7 @@ class HostService:
         if eng is None:
             raise RuntimeError("the engine is not running")
         restarted = eng.update(settings)
+        self._check_take_rate()
         self.publish()
         return restarted, self._engine_info()
 
@@ -283,6 +287,7 @@ class HostService:
         if eng is None:
             raise RuntimeError("the engine is not running")
         eng.set_voice(self.voices[vid], None)
+        self._check_take_rate()
         self.publish()
         return self._engine_info()
 
@@ -302,6 +307,7 @@ class HostService:
         return clicks_through(eng, seconds, clicks)
 
     def do_engine_stop(self, reason: str = "stopped") -> None:
+        self.do_record_stop()  # a recording ends with the audio it records
         eng, self.engine = self.engine, None
         self._idle.set()
         if eng is not None:
@@ -318,6 +324,67 @@ class HostService:
         if eng is None:
             raise RuntimeError("the engine is not running")
         eng.block_hook = None if audio is None else _looping_input(audio)
+
+    # ---- recording the voice -----------------------------------------------------------------
+    def do_record_start(
+        self,
+        path: str | None = None,
+        with_dry: bool = False,
+        fmt: str = "wav",
+        preset: str = "",
+        folder: str = "",
+    ) -> str:
+        """Record the output (and with ``with_dry`` the input, to a "-dry" file alongside) to
+        ``path``, or to a file named by date and preset in ``folder`` (default: the recordings
+        folder)."""
+        from voicegui.engine.recording import TakeRecorder, default_path
+
+        eng = self.engine
+        if eng is None or not eng.running:
+            raise RuntimeError("start the voice changer before recording")
+        self.do_record_stop()
+        target = Path(path) if path else default_path(preset, fmt, folder=folder)
+        delay = eng.proc.wet_delay_dev() if with_dry and eng.proc is not None else 0
+        take = TakeRecorder(
+            target, eng.sample_rate, with_dry, on_error=self._take_failed, dry_delay=delay
+        )
+        self.take = take.start()
+        eng.tap = take.feed
+        return str(target)
+
+    def _take_failed(self, message: str) -> None:
+        # the writer thread: the file is closed and valid; the audio goes on
+        self.event("recording", message)
+
+    def do_record_stop(self) -> dict | None:
+        """Finish the recording; what it holds (path, seconds, bytes, dropped, error)."""
+        take, self.take = self.take, None
+        if take is None:
+            return self.last_take
+        eng = self.engine
+        if eng is not None and eng.tap == take.feed:
+            eng.tap = None
+        self.last_take = take.stop()
+        return self.last_take
+
+    def do_record_state(self) -> dict:
+        take = self.take
+        if take is not None:
+            return take.state()
+        last = dict(self.last_take or {"elapsed": 0.0, "bytes": 0, "path": "", "error": ""})
+        last["running"] = False
+        return last
+
+    def _check_take_rate(self) -> None:
+        take, eng = self.take, self.engine
+        if take is None or eng is None or take.sample_rate == eng.sample_rate:
+            return
+        summary = self.do_record_stop() or {}
+        self.event(
+            "recording",
+            f"Recording stopped: the sample rate changed to {eng.sample_rate} Hz. "
+            f"{summary.get('seconds', 0.0):.1f} s are saved in {Path(take.path).name}.",
+        )
 
     # ---- diagnostics (the tests drive failures through these) --------------------------------
     def do_debug_abort_streams(self) -> None:

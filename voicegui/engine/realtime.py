@@ -64,6 +64,8 @@ class RealtimeEngine:
         self.stream_opens = 0  # how often the streams were opened (a restart opens them again)
         self.block_hook: Callable[[np.ndarray], None] | None = None  # sees each input block
         self.output_hook: Callable[[np.ndarray], None] | None = None  # may add to each output
+        # sees (input block, output block) after each block, e.g. to record them; must only copy
+        self.tap: Callable[[np.ndarray, np.ndarray], None] | None = None
         # called on the block thread after each block (the audio host publishes metrics here,
         # so that no other thread of its process needs the GIL while the engine runs)
         self.after_block: Callable[[], None] | None = None
@@ -266,6 +268,8 @@ class RealtimeEngine:
                 out = proc.process(buf)
                 if self.output_hook is not None:
                     self.output_hook(out)
+                if self.tap is not None:
+                    self.tap(buf, out)
                 self.sinks[0].push(out, late, fill)
                 for sink in self.sinks[1:]:
                     sink.push(out)

@@ -158,6 +158,8 @@ class Controller(QObject):
     referenceChanged = Signal(str, str)  # path, description ('' when cleared)
     voiceLoading = Signal(str)  # what loads in the background ("Loading Seed-VC…"); '' when done
     voiceReady = Signal(str, str)  # voice name, provider ("CPU (torch, fp32)") after a load
+    # the recording of the voice: running, elapsed (s), bytes, path, error; ~2 Hz while it runs
+    recordingChanged = Signal(object)
     _engineEvent = Signal(str, str)  # from the audio thread; connected queued
 
     def __init__(
@@ -184,6 +186,13 @@ class Controller(QObject):
         self._voice_errors = 0
         self._deferred_notice: tuple[str, str] | None = None
         self.restarts = 0  # how many times a change restarted the streams (for tests/readouts)
+        self.record_format = "wav"  # or "flac"
+        self.record_dry = False  # also record the dry input, to a "-dry" file alongside
+        self.record_folder = ""  # where recordings go ('': the music folder)
+        self.recording_path = ""  # the file being (or last) recorded
+        self.last_recording: dict | None = None  # what the last recording holds
+        self._recording = False
+        self._record_polls = 0
         self._engineEvent.connect(self._on_engine_event, Qt.ConnectionType.QueuedConnection)
         self._timer = QTimer(self)
         self._timer.setInterval(round(1000 / POLL_HZ))
@@ -673,9 +682,10 @@ class Controller(QObject):
             self.statusMessage.emit("Start cancelled")
 
     def stop(self, reason: str = "stopped") -> None:
-        eng, self.engine = self.engine, None
-        if eng is None:
+        if self.engine is None:
             return
+        self.record_stop()  # a recording ends with the audio it records
+        eng, self.engine = self.engine, None
         t0 = time.perf_counter()
         try:
             eng.stop(reason)
@@ -726,6 +736,74 @@ class Controller(QObject):
         """Release a held (stopped) voice of ``name``, e.g. before its weights are removed."""
         if self._held is not None and self._held.key[0] == name and self.engine is None:
             self._drop_held()
+
+    # ---- recording the voice -----------------------------------------------------------------
+    @property
+    def recording(self) -> bool:
+        return self._recording
+
+    def record_start(self, preset: str = "", path: str | Path | None = None) -> bool:
+        """Record the voice (and the dry input when ``record_dry``) while the engine runs, to
+        ``path`` or a file named by date and preset in the recordings folder."""
+        if self.engine is None:
+            self.notice.emit("info", "Start the voice changer to record it.", "recording")
+            return False
+        if self._recording:
+            return True
+        try:
+            self.recording_path = self.host.record_start(
+                path, self.record_dry, self.record_format, preset, self.record_folder
+            )
+        except HostError as exc:
+            text = str(exc)
+            if not text.startswith("Cannot record"):
+                text = f"Cannot record: {text}"
+            self.notice.emit("error", text, "recording")
+            self.recordingChanged.emit({"running": False, "error": str(exc)})
+            return False
+        self._recording = True
+        self._record_polls = 0
+        self.recordingChanged.emit({"running": True, "elapsed": 0.0, "bytes": 0,
+                                    "path": self.recording_path, "error": ""})  # fmt: skip
+        self.statusMessage.emit(f"Recording to {self.recording_path}")
+        return True
+
+    def record_stop(self) -> dict | None:
+        """Finish the recording; returns what it holds (path, seconds, bytes, dropped)."""
+        if not self._recording:
+            return self.last_recording
+        self._recording = False
+        try:
+            summary = self.host.record_stop()
+        except HostError as exc:
+            log.warning("stopping the recording failed: %s", exc)
+            summary = None
+        summary = dict(summary or {"path": self.recording_path, "seconds": 0.0, "bytes": 0})
+        summary["running"] = False
+        self.last_recording = summary
+        self.recordingChanged.emit(summary)
+        self.statusMessage.emit(
+            f"Recording saved: {summary.get('path', '')} ({summary.get('seconds', 0.0):.1f} s)"
+        )
+        return summary
+
+    def toggle_record(self, preset: str = "") -> bool:
+        """Start or stop recording; True when it records now."""
+        if self._recording:
+            self.record_stop()
+            return False
+        return self.record_start(preset)
+
+    def _poll_recording(self) -> None:
+        try:
+            state = self.host.record_state()
+        except HostError as exc:
+            log.info("recording state: %s", exc)
+            return
+        if not state.get("running"):
+            self._recording = False  # it stopped by itself (a full disk): the event says why
+            self.last_recording = state
+        self.recordingChanged.emit(state)
 
     # ---- input meter (while stopped) ---------------------------------------------------------
     @staticmethod
@@ -778,6 +856,10 @@ class Controller(QObject):
                 self._lost(snap.status or "the audio engine stopped")
                 return
             self.metricsUpdated.emit(snap)
+            if self._recording:
+                self._record_polls += 1
+                if self._record_polls % (POLL_HZ // 2) == 0:  # elapsed and size, ~2 Hz
+                    self._poll_recording()
             self.levelsUpdated.emit(snap.input_db, snap.input_db)
             if snap.voice_errors > self._voice_errors:
                 self._voice_errors = snap.voice_errors
@@ -818,6 +900,10 @@ class Controller(QObject):
     def _host_died(self, reason: str) -> None:
         """The audio host process ended by itself: say why, keep the settings, offer a restart."""
         held, self._held = self._held, None  # its voices died with it
+        if self._recording:  # the file holds what was flushed before the crash
+            self._recording = False
+            self.recordingChanged.emit({"running": False, "path": self.recording_path,
+                                        "error": reason})  # fmt: skip
         if held is not None:
             held.voice.host._voices.pop(held.voice.id, None)
         if self._wanted is not None:
@@ -835,6 +921,11 @@ class Controller(QObject):
         log.info("engine event %s: %s", kind, message)
         if kind == HOST_DIED:
             self._host_died(message)
+            return
+        if kind == "recording":  # the recording stopped by itself; the audio goes on
+            self.notice.emit("error", message, "recording")
+            if self._recording:
+                self._poll_recording()
             return
         if kind == "progress":
             if self._wanted is not None:

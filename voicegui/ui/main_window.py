@@ -52,6 +52,7 @@ log = logging.getLogger(__name__)
 
 START_KEY = "Space"
 BYPASS_KEY = "B"
+RECORD_KEY = "R"
 MIN_SIZE = (1100, 700)
 
 
@@ -121,6 +122,17 @@ class MainWindow(QMainWindow):
         self.bypass_button.setToolTip(
             f"Bypass: hear your own voice dry, delay-aligned, without stopping ({BYPASS_KEY})"
         )
+        self.record_button = QPushButton("Record")
+        self.record_button.setCheckable(True)
+        self.record_button.setAccessibleName("Record the voice to a file")
+        self.record_button.setToolTip(
+            f"Record the converted voice to a file in {paths.recordings_dir()} ({RECORD_KEY})"
+        )
+        self.record_button.setIcon(
+            self.style().standardIcon(QStyle.StandardPixmap.SP_DialogSaveButton)
+        )
+        self.record_label = QLabel()
+        self.record_label.setAccessibleName("Recording time and size")
         self.state_label = QLabel()
         self.state_label.setAccessibleName("Engine state")
         bar = QToolBar("Transport")
@@ -128,6 +140,8 @@ class MainWindow(QMainWindow):
         bar.setMovable(False)
         bar.addWidget(self.start_button)
         bar.addWidget(self.bypass_button)
+        bar.addWidget(self.record_button)
+        bar.addWidget(self.record_label)
         spacer = QWidget()
         spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         bar.addWidget(spacer)
@@ -201,7 +215,20 @@ class MainWindow(QMainWindow):
         ref_action = QAction("Choose &reference clip…", self)
         ref_action.setShortcut(QKeySequence.StandardKey.Open)
         ref_action.triggered.connect(self.voice._browse)
-        for a in (self.start_action, self.bypass_action):
+        self.record_action = QAction("&Record", self)
+        self.record_action.setShortcut(QKeySequence(RECORD_KEY))
+        self.record_action.triggered.connect(self.toggle_record)
+        self.record_dry_action = QAction("Record the &dry input too", self)
+        self.record_dry_action.setCheckable(True)
+        self.record_dry_action.toggled.connect(self._set_record_dry)
+        self.record_flac_action = QAction("Record as &FLAC (smaller) instead of WAV", self)
+        self.record_flac_action.setCheckable(True)
+        self.record_flac_action.toggled.connect(self._set_record_flac)
+        folder_choice = QAction("Recordings f&older…", self)
+        folder_choice.triggered.connect(self.ask_recordings_folder)
+        recordings_action = QAction("Open the recordings &folder", self)
+        recordings_action.triggered.connect(self._open_recordings)
+        for a in (self.start_action, self.bypass_action, self.record_action):
             self.addAction(a)  # window-wide shortcuts, also without the menu bar
 
         menu = self.menuBar().addMenu("&File")
@@ -212,6 +239,10 @@ class MainWindow(QMainWindow):
         audio = self.menuBar().addMenu("&Audio")
         audio.addAction(self.start_action)
         audio.addAction(self.bypass_action)
+        audio.addSeparator()
+        for a in (self.record_action, self.record_dry_action, self.record_flac_action,
+                  folder_choice, recordings_action):  # fmt: skip
+            audio.addAction(a)
         models = self.menuBar().addMenu("Mod&els")
         self.download_action = QAction("&Download Seed-VC…", self)
         self.download_action.triggered.connect(self.ask_download)
@@ -270,6 +301,8 @@ class MainWindow(QMainWindow):
         c = self.controller
         self.start_button.clicked.connect(self._on_start_clicked)
         self.bypass_button.toggled.connect(c.set_bypass)
+        self.record_button.clicked.connect(self.toggle_record)
+        c.recordingChanged.connect(self._on_recording)
         self.controls.changed.connect(lambda part, name, value: c.change(**{part: {name: value}}))
         self.devices.changed.connect(lambda d: c.change(audio=d))
         self.devices.refreshRequested.connect(self.refresh_devices)
@@ -342,6 +375,9 @@ class MainWindow(QMainWindow):
         self.start_button.setIcon(self.style().standardIcon(icon))
         self.devices.set_running(running)
         self.voice.set_running(running)
+        self.record_button.setEnabled(self.controller.running)
+        self.record_action.setEnabled(self.controller.running)
+        self._show_recording_button()
         if running:
             self.banners.dismiss("engine")
             self.graph.clear()
@@ -362,6 +398,81 @@ class MainWindow(QMainWindow):
         if c.loading and c.running:
             text += " · loading the new voice…"
         self.state_label.setText(text)
+
+    # ---- recording the voice -----------------------------------------------------------------
+    def toggle_record(self) -> bool:
+        """Start or stop recording the voice (named by date and the current preset)."""
+        self.controller.toggle_record(self.presets.current)
+        self._show_recording_button()
+        return self.controller.recording
+
+    def _show_recording_button(self) -> None:
+        recording = self.controller.recording
+        self.record_button.blockSignals(True)
+        self.record_button.setChecked(recording)
+        self.record_button.blockSignals(False)
+        self.record_button.setText("Stop recording" if recording else "Record")
+
+    def _on_recording(self, state: dict) -> None:
+        self._show_recording_button()
+        dropped = state.get("dropped", 0)
+        lost = (
+            f" · {dropped / state.get('sample_rate', 48000):.1f} s lost (the disk was too slow)"
+            if dropped
+            else ""
+        )
+        if state.get("running"):
+            self.banners.dismiss("recording")
+            self.record_label.setText(
+                f"● REC {format_elapsed(state.get('elapsed', 0.0))} · "
+                f"{format_size(state.get('bytes', 0))}{lost}"
+            )
+        elif state.get("path"):
+            name = Path(state["path"]).name
+            self.record_label.setText(
+                f"Saved {name} ({format_elapsed(state.get('seconds', 0.0))}, "
+                f"{format_size(state.get('bytes', 0))}){lost}"
+            )
+            self.record_label.setToolTip(state["path"])
+        else:
+            self.record_label.setText("")
+
+    def _set_record_dry(self, on: bool) -> None:
+        self.controller.record_dry = bool(on)
+        self._save_timer.start()
+
+    def _set_record_flac(self, on: bool) -> None:
+        self.controller.record_format = "flac" if on else "wav"
+        self._save_timer.start()
+
+    def recordings_folder(self) -> Path:
+        return Path(self.controller.record_folder or paths.recordings_dir())
+
+    def set_recordings_folder(self, folder: str | Path) -> None:
+        """Where the next recordings go ('': the music folder)."""
+        changed = self.controller.record_folder != str(folder or "")
+        self.controller.record_folder = str(folder or "")
+        self.record_button.setToolTip(
+            f"Record the converted voice to a file in {self.recordings_folder()} ({RECORD_KEY})"
+        )
+        if changed:
+            self._save_timer.start()
+
+    def ask_recordings_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(
+            self, "Folder for recordings", str(self.recordings_folder())
+        )
+        if folder:
+            self.set_recordings_folder(folder)
+
+    def _open_recordings(self) -> None:
+        folder = self.recordings_folder()
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self.show_notice("error", f"Cannot open {folder}: {exc}", "recording")
+            return
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(folder)))
 
     # ---- neural voices -----------------------------------------------------------------------
     def _on_voice_loading(self, text: str) -> None:
@@ -621,6 +732,12 @@ class MainWindow(QMainWindow):
         window_state = data.get("window_state")
         if isinstance(window_state, str):
             self.restoreState(QByteArray.fromBase64(window_state.encode("ascii")))
+        rec = data.get("recording")
+        if isinstance(rec, dict):
+            self.record_dry_action.setChecked(bool(rec.get("dry", False)))
+            self.record_flac_action.setChecked(rec.get("format") == "flac")
+            if isinstance(rec.get("folder"), str):
+                self.set_recordings_folder(rec["folder"])
         last = data.get("last_preset")
         if isinstance(last, str) and last:
             self.presets.current = last
@@ -630,6 +747,11 @@ class MainWindow(QMainWindow):
         return {
             "settings": self.controller.settings.to_dict(),
             "last_preset": self.presets.current,
+            "recording": {
+                "folder": self.controller.record_folder,
+                "dry": self.controller.record_dry,
+                "format": self.controller.record_format,
+            },
             "geometry": bytes(self.saveGeometry().toBase64()).decode("ascii"),
             "window_state": bytes(self.saveState().toBase64()).decode("ascii"),
         }
@@ -646,3 +768,18 @@ class MainWindow(QMainWindow):
         self.models.cancel()
         self.controller.shutdown()
         super().closeEvent(event)
+
+
+def format_elapsed(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
+
+
+def format_size(size: int) -> str:
+    if size < 1024 * 1024:
+        return f"{size / 1024:.0f} kB"
+    if size < 1024**3:
+        return f"{size / 1024**2:.1f} MB"
+    return f"{size / 1024**3:.2f} GB"
