@@ -18,8 +18,11 @@ import time
 from pathlib import Path
 
 from voicegui.settings import DeviceRef, Settings, with_changes
+from voicegui.speech_signal import synthetic_speech
+from voicegui.voices.catalog import VOICES
 
 JACK_HOSTAPI = "JACK Audio Connection Kit"
+COUNTERS = ("xruns_in", "xruns_out", "underruns", "dropped_blocks")
 
 
 def _busy() -> None:
@@ -113,12 +116,28 @@ def _run(
         measured: dict = {}
         finished = threading.Event()
 
+        info = VOICES.get(settings.voice.voice)
+        neural = info is not None and info.neural
+
         def measure() -> None:
             try:
                 measured.update(host.call("measure_loopback", seconds, clicks, timeout=None))
             except Exception as exc:
                 measured["error"] = str(exc)
             finished.set()
+
+        def speak() -> None:
+            # a neural voice skips silence (its speech detector): feed it speech the whole time
+            # instead of the loopback's clicks, to measure the window while the voice computes
+            time.sleep(seconds)
+            snap = host.snapshot()
+            measured.update({k: getattr(snap, k) for k in COUNTERS})
+            measured["compute"] = controller.metrics.compute_percentiles()
+            finished.set()
+
+        if neural:
+            speech = synthetic_speech(20.0, controller.engine.sample_rate)
+            controller.engine.test_signal(0.5 * speech)
 
         watch = QTimer()  # the loop ends on the GUI thread once the measurement is back
         watch.timeout.connect(lambda: finished.is_set() and loop.quit())
@@ -128,7 +147,7 @@ def _run(
             t0 = QElapsedTimer()
             t0.start()
             gaps.start()
-            threading.Thread(target=measure, daemon=True).start()
+            threading.Thread(target=speak if neural else measure, daemon=True).start()
             loop.exec()
             gaps.stop()
             elapsed = t0.elapsed() / 1000.0
@@ -136,7 +155,7 @@ def _run(
             raise RuntimeError(f"the loopback measurement failed: {measured['error']}")
         snap = controller.engine.snapshot() if controller.engine else host.snapshot()
         # the counters at the end of the measured window (the engine started just before it)
-        counts = {k: measured[k] for k in ("xruns_in", "xruns_out", "underruns", "dropped_blocks")}
+        counts = {k: measured[k] for k in COUNTERS}
         events = [e for e in _event_times(controller.metrics.history()) if e["t"] <= seconds + 1]
         minutes = seconds / 60.0
         result = {
