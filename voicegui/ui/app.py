@@ -12,6 +12,7 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QEvent, Qt, QTimer
@@ -21,7 +22,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox, QWidget
 from voicegui import __version__
 from voicegui.logs import setup_logging
 from voicegui.presets import AppState, PresetStore
-from voicegui.settings import DeviceRef, Settings, SettingsError
+from voicegui.settings import AudioSettings, DeviceRef, Settings, SettingsError
 
 log = logging.getLogger("voicegui")
 MAX_ERROR_DIALOGS = 3  # an exception storm must not bury the window under dialogs
@@ -107,7 +108,9 @@ def create_application(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-def initial_settings(data: dict, missing_devices=None) -> tuple[Settings, list[str]]:
+def initial_settings(
+    data: dict, missing_devices: Callable[[AudioSettings], list[str]] | None = None
+) -> tuple[Settings, list[str]]:
     """The settings saved last time, or defaults; notes say what could not be restored."""
     notes: list[str] = []
     raw = data.get("settings")
@@ -120,7 +123,9 @@ def initial_settings(data: dict, missing_devices=None) -> tuple[Settings, list[s
     from dataclasses import replace
 
     try:
-        missing = missing_devices(settings.audio) if missing_devices is not None else []
+        a = settings.audio
+        named = a.input.name or a.output.name or a.monitor.name
+        missing = missing_devices(a) if missing_devices is not None and named else []
     except Exception as exc:  # PortAudio unavailable: the window still opens
         missing = []
         notes.append(f"Audio devices cannot be listed: {exc}")
