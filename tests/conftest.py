@@ -32,7 +32,7 @@ def jack_server():
     if not jack.server_running():
         server = jack.DummyServer(rate=48000, period=256).start()
     reinitialize()  # PortAudio lists JACK only if a server ran when it initialised
-    yield {"hostapi": JACK, "rate": 48000, "period": 256}
+    yield {"hostapi": JACK, "rate": 48000, "period": 256, "server": server}
     if server is not None:
         # PortAudio must let go of its JACK client before the server goes, or its own
         # shutdown at interpreter exit asserts and aborts the process

@@ -165,6 +165,7 @@ def test_the_window_process_never_loads_a_neural_library(window, qtbot, seedvc_f
 
 
 def _bench_under_load(seconds: float) -> dict:
+    """`voicegui bench --jack --gui --load 2` on the session's JACK server; its JSON."""
     done = subprocess.run(
         [sys.executable, "-m", "voicegui", "bench", "--jack", "--gui", "--load", "2",
          "--seconds", str(seconds), "--block-time", "0.01"],
@@ -177,18 +178,22 @@ def _bench_under_load(seconds: float) -> dict:
 def test_twenty_seconds_with_the_window_plotting_and_two_busy_processes(jack_server):
     """The product's own benchmark, as a user runs it: zero xruns and zero underruns.
 
-    The xruns are PortAudio's flags, which JACK raises for the whole graph: also when its dummy
-    driver (a sleeping thread, the only clock here) wakes late on a loaded virtual machine,
-    which no client can prevent. Such a run (xruns with not one underrun or dropped block: the
-    app's own audio path kept time) is measured once more, and that run must be clean.
+    The xruns are PortAudio's flags, which JACK raises for every client in a cycle that went
+    wrong, also when the dummy driver itself (a sleeping thread, the only clock here) started the
+    cycle late, which no client can prevent; jackd says so in its log ("JackTimedDriver::Process
+    XRun"). So: no xrun beyond the driver's own late cycles, and (the app's own path) not one
+    underrun or dropped block.
     """
+    server = jack_server["server"]
+    late_before = server.driver_late_wakeups() if server is not None else 0
     result = _bench_under_load(20)
-    server_only = result["xruns_in"] and not (result["underruns"] or result["dropped_blocks"])
-    if server_only:
-        result = _bench_under_load(20)
+    driver_late = server.driver_late_wakeups() - late_before if server is not None else 0
     assert result["voice"] == "dsp" and result["load_processes"] == 2
     assert result["gui"]["frames_drawn"] > 100  # the graph was drawing all along
-    assert result["xruns_in"] == 0 and result["xruns_out"] == 0, result
+    assert result["xruns_in"] <= driver_late and result["xruns_out"] <= driver_late, (
+        result,
+        driver_late,
+    )
     assert result["underruns"] == 0 and result["dropped_blocks"] == 0, result
     loop = result["loopback"]
     assert loop["clicks_returned"] == loop["clicks_sent"] > 0

@@ -10,8 +10,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
+from typing import Any
+
+DRIVER_LATE = "JackTimedDriver::Process XRun"  # jackd's message when its own timer woke late
 
 
 class JackError(RuntimeError):
@@ -36,6 +40,7 @@ class DummyServer:
     rate: int = 48000
     period: int = 256
     process: subprocess.Popen | None = None
+    log: Any = None
 
     def start(self, timeout: float = 10.0) -> DummyServer:
         if shutil.which("jackd") is None:
@@ -52,23 +57,30 @@ class DummyServer:
     def _start(self, mode: list[str], timeout: float) -> DummyServer:
         env = dict(os.environ, JACK_NO_AUDIO_RESERVATION="1")
         cmd = ["jackd", *mode, "-d", "dummy", "-r", str(self.rate), "-p", str(self.period)]
-        self.process = subprocess.Popen(
-            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
-        )
+        # the server's messages go to a file: a pipe nobody drains would fill up and block it
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the server)
+        self.process = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                err = (
-                    self.process.stderr.read().decode(errors="replace")
-                    if self.process.stderr
-                    else ""
-                )
-                raise JackError(f"jackd exited: {err.strip()[-500:]}")
+                raise JackError(f"jackd exited: {self.messages().strip()[-500:]}")
             if server_running():
                 return self
             time.sleep(0.1)
         self.stop()
         raise JackError("jackd did not come up in time")
+
+    def messages(self) -> str:
+        """What the server printed so far."""
+        if self.log is None:
+            return ""
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def driver_late_wakeups(self) -> int:
+        """Cycles the dummy driver itself started late (its clock is a sleeping thread); JACK
+        flags an xrun for every client then, whatever the clients did."""
+        return self.messages().count(DRIVER_LATE)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -78,6 +90,9 @@ class DummyServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
         self.process = None
+        if self.log is not None:
+            self.log.close()
+            self.log = None
 
 
 def ports() -> list[str]:
