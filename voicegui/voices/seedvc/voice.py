@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from voicegui.settings import VoiceSettings
+from voicegui.threads import compute_threads, own_torch_threads
 from voicegui.voices.base import BlockInfo, VoiceError
 from voicegui.voices.seedvc.model import SAMPLE_RATE, Prompt, SeedVCModel, plan_block
 
@@ -32,12 +33,19 @@ class SeedVCVoice:
     needs_reference = True
 
     def __init__(
-        self, model: SeedVCModel | OrtSeedVCModel, vad: bool = True, trim_vocoder: bool = True
+        self,
+        model: SeedVCModel | OrtSeedVCModel,
+        vad: bool = True,
+        trim_vocoder: bool = True,
+        threads: int | None = None,
     ) -> None:
         self.model = model
         self.steps, self.cfg = 10, 0.7
         self.max_prompt_s, self.dit_left_s = 3.0, 0.5
         self.trim_vocoder = trim_vocoder
+        # the voice owns torch's intra-op threads: set on whichever thread runs a block, since
+        # an import (silero_vad) or an earlier torch user may have changed them
+        self.threads = threads or compute_threads()
         self._reference: np.ndarray | None = None
         self._prompt: Prompt | None = None
         self._prompt_key: tuple | None = None
@@ -51,6 +59,7 @@ class SeedVCVoice:
                 self.speech_detector = SileroSpeechDetector()
             except Exception:  # VAD is an optimisation; the level gate still works without it
                 self.speech_detector = None
+        own_torch_threads(self.threads)
 
     @property
     def provider(self) -> str:
@@ -101,6 +110,7 @@ class SeedVCVoice:
         key = (self._clip_key, self.max_prompt_s)
         if key == self._prompt_key:
             return
+        own_torch_threads(self.threads)
         prompt = self.model.make_prompt(self._reference, self.max_prompt_s)
         with self._lock:
             self._prompt, self._prompt_key = prompt, key
@@ -110,6 +120,7 @@ class SeedVCVoice:
             prompt = self._prompt
         if prompt is None:
             raise VoiceError("no reference prepared: choose a reference clip")
+        own_torch_threads(self.threads)
         out_n = info.block + info.sola_extra
         left_s = (info.left - info.sola_extra) / SAMPLE_RATE  # context before the SOLA margin
         plan = plan_block(left_s, self.dit_left_s, out_n, info.right)
