@@ -170,7 +170,7 @@ def create_seedvc_voice(settings: VoiceSettings, progress=None) -> SeedVCVoice:
 
         model = OrtSeedVCModel.load(**files, precision=settings.precision, progress=progress)
     else:
-        model = SeedVCModel.load(**files)
+        model = SeedVCModel.load(**files, precision=settings.precision)
     voice = SeedVCVoice(model)
     voice.update(
         {
