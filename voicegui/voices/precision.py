@@ -92,3 +92,61 @@ def quantize_linear_int8(module):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao.quantization's deprecation notice
         return torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def snr_db(actual, reference) -> float:
+    """10 log10(|reference|^2 / |actual - reference|^2), in float64."""
+    import numpy as np
+
+    a = np.asarray(actual, dtype=np.float64)
+    r = np.asarray(reference, dtype=np.float64)
+    noise = float(np.sum((a - r) ** 2))
+    return float("inf") if noise == 0 else 10 * float(np.log10(float(np.sum(r**2)) / noise))
+
+
+def stage_snrs(ref, test, window, reference, plan, steps: int, cfg: float, seed: int = 0) -> dict:
+    """SNR (dB) of ``test``'s output against ``ref``'s (two SeedVCModel) per stage and per block.
+
+    Each stage gets the reference model's input to that stage, so its figure is that stage's
+    own error; 'block' chains everything (own content, own prompt). Both models draw the same
+    CFM noise and vocoder phases/noise. ``window`` (N,) and ``reference`` at 22.05 kHz.
+    """
+    import torch
+
+    from voicegui.voices.seedvc.features import resample_22k_to_16k
+    from voicegui.voices.seedvc.model import HOP
+
+    def np_(t):
+        return t.float().cpu().numpy()
+
+    gen = torch.Generator().manual_seed(seed)
+    wav = torch.as_tensor(window, dtype=torch.float32)
+    out: dict[str, float] = {}
+    with torch.inference_mode():
+        wav16 = resample_22k_to_16k(wav)[None]
+        c_ref, c_test = ref.content(wav16), test.content(wav16)
+        out["content"] = snr_db(np_(c_test), np_(c_ref))
+        p_ref = ref.make_prompt(reference, 3.0)
+        c_in = c_ref[:, plan.drop_frames :]
+        lr_ref = ref.regulator(c_in, plan.mel_frames)
+        lr_test = test.regulator(c_in.to(test.dtype), plan.mel_frames)
+        out["length_regulator"] = snr_db(np_(lr_test), np_(lr_ref))
+        mu = torch.cat([p_ref.cond, lr_ref], dim=1)
+        p = p_ref.mel.shape[-1]
+        noise = torch.randn(1, 80, mu.shape[1], generator=gen)
+        m_ref = ref.cfm.inference(mu, None, p_ref.mel, p_ref.style, steps, cfg, noise=noise)
+        m_test = test.cfm.inference(mu, None, p_ref.mel, p_ref.style, steps, cfg, noise=noise)
+        out["cfm"] = snr_db(np_(m_test[..., p:]), np_(m_ref[..., p:]))
+        mel = m_ref[..., p:].float()
+        phase = (torch.rand(1, 9, 1, generator=gen) * 2 - 1) * torch.pi
+        phase[:, 0] = 0
+        hn = torch.randn(1, 9, mel.shape[-1] * HOP, generator=gen)
+        w_ref = ref.vocoder(mel, phase=phase, noise=hn)
+        w_test = test.vocoder(mel, phase=phase, noise=hn)
+        out["vocoder"] = snr_db(np_(w_test), np_(w_ref))
+        p_test = test.make_prompt(reference, 3.0)
+        kw = dict(cfm_noise=noise, hift_phase=phase, hift_noise=hn)
+        b_ref = ref.infer_block(wav, p_ref, plan, steps, cfg, **kw)
+        b_test = test.infer_block(wav, p_test, plan, steps, cfg, **kw)
+        out["block"] = snr_db(np_(b_test), np_(b_ref))
+    return out
