@@ -147,8 +147,8 @@ class SeedVCVoice:
         return self.model.timer.summary()
 
 
-def create_seedvc_voice(settings: VoiceSettings, progress=None) -> SeedVCVoice:
-    """The installed Seed-VC model (voicegui models download seedvc) as a voice."""
+def installed_files() -> dict:
+    """The installed Seed-VC model's files (voicegui models download seedvc)."""
     from voicegui import modelhub
 
     if not modelhub.seedvc_installed():
@@ -157,21 +157,41 @@ def create_seedvc_voice(settings: VoiceSettings, progress=None) -> SeedVCVoice:
             "seedvc` (or `voicegui models import seedvc DIR`)"
         )
     folder = modelhub.model_dir("seedvc")
-    files = dict(
+    return dict(
         dit=folder / modelhub.entry("seedvc").file("dit").local_name,
         hift=folder / "hift.pt",
         campplus=folder / "campplus_cn_common.bin",
         content_dir=folder,
-        device=settings.device,
     )
+
+
+def build_seedvc_voice(
+    files: dict,
+    settings: VoiceSettings,
+    progress=None,
+    *,
+    threads: int | None = None,
+    cache_dir: Path | None = None,
+    spin: bool = False,
+) -> SeedVCVoice:
+    """The one way a Seed-VC voice is built (the app, ``convert``, ``bench`` and the backend
+    comparison harness): model files -> model at the settings' backend/precision -> voice."""
     if settings.backend == "onnx":
         # exported once per checkpoint into the user cache (minutes the first time)
         from voicegui.voices.onnx.runtime import OrtSeedVCModel
 
-        model = OrtSeedVCModel.load(**files, precision=settings.precision, progress=progress)
+        model = OrtSeedVCModel.load(
+            **files,
+            device=settings.device,
+            precision=settings.precision,
+            cache_dir=cache_dir,
+            threads=threads,
+            progress=progress,
+            spin=spin,
+        )
     else:
-        model = SeedVCModel.load(**files, precision=settings.precision)
-    voice = SeedVCVoice(model)
+        model = SeedVCModel.load(**files, device=settings.device, precision=settings.precision)
+    voice = SeedVCVoice(model, threads=threads)
     voice.update(
         {
             "diffusion_steps": settings.diffusion_steps,
@@ -185,3 +205,8 @@ def create_seedvc_voice(settings: VoiceSettings, progress=None) -> SeedVCVoice:
         data, sr = read_audio(Path(settings.reference))
         voice.prepare(to_mono(data), sr)
     return voice
+
+
+def create_seedvc_voice(settings: VoiceSettings, progress=None) -> SeedVCVoice:
+    """The installed Seed-VC model as a voice."""
+    return build_seedvc_voice(installed_files(), settings, progress)
