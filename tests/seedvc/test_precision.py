@@ -180,3 +180,21 @@ def test_negative_control_a_coarser_format_fails_the_bounds(models, inputs, kit_
         src16 = src16(f0_up.bfloat16(), phase.bfloat16(), noise.bfloat16()).float()
         wrong = voc.decode(mel, src16)
     assert P.snr_db(wrong.numpy(), good.numpy()) < bound_db("vocoder")
+
+
+def test_settings_carry_the_torch_precision_to_the_voice(kit_checkpoints, tiny_xlsr):
+    from voicegui.settings import Settings, SettingsError, VoiceSettings, with_changes
+    from voicegui.voices.seedvc.voice import build_seedvc_voice
+
+    with_changes(Settings(), voice={"precision": "bf16"}).validated()
+    with pytest.raises(SettingsError):
+        with_changes(Settings(), voice={"precision": "fp8"}).validated()
+    files = dict(
+        dit=kit_checkpoints / DIT,
+        hift=kit_checkpoints / "hift.pt",
+        campplus=kit_checkpoints / "campplus_cn_common.bin",
+        content_dir=tiny_xlsr,
+    )
+    settings = VoiceSettings(voice="seedvc", backend="torch", precision="bf16", device="cpu")
+    voice = build_seedvc_voice(files, settings)
+    assert voice.provider == "CPU (torch, bf16)" and voice.speech_detector is not None
