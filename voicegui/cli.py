@@ -56,8 +56,9 @@ def _add_tuning(p: argparse.ArgumentParser) -> None:
     g.add_argument("--backend", choices=["torch", "onnx"])
     g.add_argument(
         "--precision",
-        choices=["auto", "fp32", "fp16", "int8"],
-        help="ONNX Runtime precision (auto: int8 on CPU, fp16 on GPU)",
+        choices=["auto", "fp32", "fp16", "bf16", "int8"],
+        help="numeric precision (auto: torch bf16 on CPUs with native bf16, else fp32, fp16 on "
+        "CUDA; onnx int8 on CPU, fp16 on GPU)",
     )
     g.add_argument("--compute-device", help="auto, cpu, cuda or mps")
     g.add_argument("--input-gain", type=float, help="dB")

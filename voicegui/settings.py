@@ -286,7 +286,10 @@ class VoiceSettings:
     )
     reference: str = ""  # path of the reference clip
     backend: str = "torch"  # 'torch' or 'onnx'
-    precision: str = "auto"  # onnx: 'auto' (int8 on CPU, fp16 on GPU), 'fp32', 'fp16', 'int8'
+    # 'auto', 'fp32', 'fp16', 'bf16', 'int8'. auto: torch picks fp16 on CUDA, bf16 on a CPU with
+    # native bf16 (AVX512-BF16/AMX), else fp32; onnx picks int8 on CPU, fp16 on GPU (it has no
+    # bf16 graphs: bf16 runs its fp32 ones)
+    precision: str = "auto"
     device: str = "auto"  # 'auto', 'cpu', 'cuda', 'mps'
 
 
@@ -317,8 +320,8 @@ class Settings:
             raise SettingsError("on_voice_error must be 'dry' or 'silence'")
         if self.voice.backend not in ("torch", "onnx"):
             raise SettingsError("backend must be 'torch' or 'onnx'")
-        if self.voice.precision not in ("auto", "fp32", "fp16", "int8"):
-            raise SettingsError("precision must be one of auto, fp32, fp16, int8")
+        if self.voice.precision not in ("auto", "fp32", "fp16", "bf16", "int8"):
+            raise SettingsError("precision must be one of auto, fp32, fp16, bf16, int8")
         if not 8000 <= self.audio.sample_rate <= 384000:
             raise SettingsError(f"sample rate {self.audio.sample_rate} Hz is not supported")
         return self

@@ -17,10 +17,13 @@ class SileroSpeechDetector:
     """Callable ``(block, sample_rate) -> bool``, stateful across consecutive blocks."""
 
     def __init__(self, threshold: float = 0.5) -> None:
-        from silero_vad import load_silero_vad
+        from voicegui.threads import preserved_torch_threads
 
+        with preserved_torch_threads():  # silero_vad sets torch to 1 thread when imported
+            from silero_vad import load_silero_vad
+
+            self.model = load_silero_vad(onnx=True)  # onnxruntime, 1 thread: no torch here
         self.threshold = threshold
-        self.model = load_silero_vad(onnx=True)  # onnxruntime: no torch on this path
         self._pending = np.zeros(0, dtype=np.float32)
         self._resampler = None
         self._rate = 0

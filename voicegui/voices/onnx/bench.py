@@ -10,7 +10,7 @@ parity kit's random weights that distance sits at its floor: two noise seeds at 
 differ by as much, ~4 dB; it means something only with trained weights.)
 
     python -m voicegui.voices.onnx.bench --dit D.pth --hift hift.pt --campplus c.bin \\
-        [--xlsr DIR | --random-xlsr] [--backends torch,onnx-fp32,onnx-int8] [--json out.json]
+        [--xlsr DIR | --random-xlsr] [--backends torch-fp32,torch,onnx-int8] [--json out.json]
 
 Call ``compare_backends`` from code (``voicegui bench --backend onnx`` can delegate to it).
 """
@@ -132,6 +132,19 @@ class _Timed:
         return out
 
 
+def backend_settings(name: str, device: str = "cpu"):
+    """'torch[-<precision>]' or 'onnx[-<precision>]' -> the VoiceSettings the app would hold
+    ('torch' alone: precision auto, what the app runs by default)."""
+    from voicegui.settings import VoiceSettings
+
+    backend, _, precision = name.partition("-")
+    if backend not in ("torch", "onnx"):
+        raise ValueError(f"unknown backend {name!r}: torch[-precision] or onnx[-precision]")
+    return VoiceSettings(
+        voice="seedvc", backend=backend, precision=precision or "auto", device=device
+    )
+
+
 def load_backend(
     name: str,
     files: dict,
@@ -141,27 +154,20 @@ def load_backend(
     progress=None,
     spin: bool = False,
 ):
-    """'torch', 'torch-fp16' or 'onnx-<precision>' -> a model with the SeedVCModel interface."""
-    if name.startswith("torch"):
-        import torch
+    """A Seed-VC voice built exactly as the app builds it (build_seedvc_voice), VAD off so
+    every block is measured (as `voicegui bench` does)."""
+    from voicegui.voices.seedvc.voice import build_seedvc_voice
 
-        from voicegui.voices.seedvc.model import SeedVCModel
-
-        if threads:
-            torch.set_num_threads(threads)
-        return SeedVCModel.load(**files, device=device, half=name == "torch-fp16" or None)
-    from voicegui.voices.onnx.runtime import OrtSeedVCModel
-
-    precision = name.split("-", 1)[1] if "-" in name else "auto"
-    return OrtSeedVCModel.load(
-        **files,
-        device=device,
-        precision=precision,
-        cache_dir=cache_dir,
+    voice = build_seedvc_voice(
+        files,
+        backend_settings(name, device),
+        progress,
         threads=threads,
-        progress=progress,
+        cache_dir=cache_dir,
         spin=spin,
     )
+    voice.speech_detector = None
+    return voice
 
 
 def _log_mel(x: np.ndarray):
@@ -184,7 +190,7 @@ def _snr(a: np.ndarray, ref: np.ndarray) -> float:
 def compare_backends(
     files: dict,
     settings: tuple[BenchSetting, ...] = (UPSTREAM, LOW_COMPUTE),
-    backends: tuple[str, ...] = ("torch", "onnx-fp32", "onnx-int8"),
+    backends: tuple[str, ...] = ("torch-fp32", "torch", "onnx-int8"),
     seconds: float = 4.0,
     skip_blocks: int = 2,
     device: str = "cpu",
@@ -202,13 +208,12 @@ def compare_backends(
 
     from voicegui.bench import synthetic_speech
     from voicegui.engine.processor import BlockProcessor
-    from voicegui.voices.seedvc.voice import SeedVCVoice
 
     say = log or (lambda _m: None)
-    models = {}
+    voices, models = {}, {}
     for name in backends:
         t0 = time.perf_counter()
-        models[name] = load_backend(
+        voices[name] = load_backend(
             name,
             files,
             device,
@@ -217,6 +222,7 @@ def compare_backends(
             progress=lambda s, i, n: say(f"  exporting {s} ({i}/{n})"),
             spin=spin,
         )
+        models[name] = voices[name].model
         say(f"{name}: loaded in {time.perf_counter() - t0:.1f} s on {models[name].provider}")
     x = synthetic_speech(seconds, SR, seed=7)
     reference = synthetic_speech(4.0, SR, seed=11)
@@ -231,7 +237,7 @@ def compare_backends(
         procs, timed, streams = {}, {}, {}
         for name, model in models.items():
             model.timer.samples.clear()
-            voice = _Timed(SeedVCVoice(model, vad=False))
+            voice = _Timed(voices[name])
             voice.prepare(reference, SR)
             voice.reset()
             timed[name] = voice
@@ -290,7 +296,12 @@ def main(argv: list[str] | None = None) -> int:
     g = p.add_mutually_exclusive_group(required=True)
     g.add_argument("--xlsr", type=Path, help="content encoder folder (config.json + weights)")
     g.add_argument("--random-xlsr", action="store_true", help="random XLS-R-300m, 12 layers")
-    p.add_argument("--backends", default="torch,onnx-fp32,onnx-int8")
+    p.add_argument(
+        "--backends",
+        default="torch-fp32,torch,onnx-int8",
+        help="torch[-fp32|bf16|int8|fp16], onnx[-fp32|int8|fp16]; torch = precision auto; "
+        "the first is the accuracy reference",
+    )
     p.add_argument("--settings", default="upstream,low-compute")
     p.add_argument("--seconds", type=float, default=4.0)
     p.add_argument("--device", default="cpu")

@@ -11,9 +11,10 @@ visible warning.
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from voicegui.threads import compute_threads, physical_cores  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -90,41 +91,6 @@ def plan_providers(device: str = "auto", available: list[str] | None = None) -> 
     return plan
 
 
-def physical_cores() -> int:
-    """Physical cores this process may use (SMT siblings share execution units)."""
-    n = None
-    try:
-        import psutil
-
-        n = psutil.cpu_count(logical=False)
-    except ImportError:
-        n = _sysfs_cores()
-    logical = os.cpu_count() or 1
-    try:
-        allowed = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        allowed = logical
-    n = n or logical
-    # with an affinity mask narrower than the machine, scale the physical count down with it
-    return max(1, min(n, allowed) if allowed >= logical else max(1, allowed * n // logical))
-
-
-def _sysfs_cores() -> int | None:
-    root = Path("/sys/devices/system/cpu")
-    cores = set()
-    for topo in root.glob("cpu[0-9]*/topology"):
-        try:
-            cores.add(
-                (
-                    (topo / "physical_package_id").read_text().strip(),
-                    (topo / "core_id").read_text().strip(),
-                )
-            )
-        except OSError:
-            continue
-    return len(cores) or None
-
-
 def provider_options(name: str, plan: ProviderPlan, fp16: bool, cache: Path | None) -> dict:
     if name == CUDA:
         return {
@@ -156,7 +122,7 @@ def session_options(threads: int | None = None, spin: bool = False, gpu: bool = 
     so = ort.SessionOptions()
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.intra_op_num_threads = threads or physical_cores()
+    so.intra_op_num_threads = threads or compute_threads()
     so.inter_op_num_threads = 1
     # Spinning threads burn the cores the audio and GUI threads need between blocks.
     so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")

@@ -260,6 +260,9 @@ class OrtSeedVCModel:
                 precision = "fp16" if half else "fp32"
             else:
                 precision = AUTO_GPU_PRECISION if gpu else AUTO_CPU_PRECISION
+        if precision == "bf16":
+            plan.notes.append("no bf16 graphs for onnxruntime: running the fp32 ones")
+            precision = "fp32"
         if precision == "fp16" and not gpu:
             # runs (onnxruntime casts around the half nodes) but is slower than fp32 there
             plan.notes.append("fp16 graphs on the CPU provider run through casts (slow)")

@@ -68,9 +68,11 @@ class CFM(nn.Module):
         if noise is None:
             gen = generator if generator is not None else self.generator(device)
             noise = torch.randn((b, MEL, t), generator=gen, device=gen.device)
-        x = noise.to(device, dtype) * temperature  # a fresh tensor: updated in place below
+        # The Euler state stays float32 whatever the weights' dtype: each step adds dt * v, and
+        # a 16-bit state (8 mantissa bits for bf16) would round much of that increment away.
+        x = noise.to(device, torch.float32) * temperature  # fresh: updated in place below
         x[..., :p] = 0
-        prompt_x = torch.zeros_like(x)
+        prompt_x = torch.zeros((b, MEL, t), device=device, dtype=dtype)
         prompt_x[..., :p] = prompt
         if x_lens is None:
             x_lens = torch.full((b,), t, dtype=torch.long, device=device)
@@ -83,7 +85,7 @@ class CFM(nn.Module):
             # Prompt-frame velocities are discarded (x is re-zeroed there), so only the
             # first-velocity report needs them.
             start = 0 if want_first else p
-            v = est.velocity(ctx, x, t_now, first_frame=start)
+            v = est.velocity(ctx, x.to(dtype), t_now, first_frame=start).float()
             if want_first:
                 first = v.clone()
                 v = v[..., p:]

@@ -102,13 +102,14 @@ class Attention(nn.Module):
     ) -> torch.Tensor:
         """x (B, L, HIDDEN) -> (B, L - first_query, HIDDEN); earlier rows serve as keys only."""
         b, n, _ = x.shape
-        if first_query == 0:
+        w = getattr(self.wqkv, "weight", None)
+        if first_query == 0 or not isinstance(w, torch.Tensor):  # (int8 layers: no .weight)
             qkv = self.wqkv(x).view(b, n, 3, HEADS, HEAD_DIM)
             q, k = apply_rope(qkv[:, :, :2], rope).unbind(2)
             v = qkv[:, :, 2]
+            q = q[:, first_query:]
         else:
             # Only the kept rows need queries: project q for them, k and v for all rows.
-            w = self.wqkv.weight
             q = F.linear(x[:, first_query:], w[:HIDDEN]).view(b, n - first_query, HEADS, HEAD_DIM)
             q = apply_rope(q, rope[first_query:])
             kv = F.linear(x, w[HIDDEN:]).view(b, n, 2, HEADS, HEAD_DIM)

@@ -163,7 +163,17 @@ class HiFTGenerator(nn.Module):
         self.register_buffer("stft_window", torch.from_numpy(window), persistent=False)
         self._seed = seed
         self._generators: dict[torch.device, torch.Generator] = {}
+        self.trunk_dtype: torch.dtype | None = None  # None: the weights' dtype throughout
         self.eval()
+
+    def set_trunk_dtype(self, dtype: torch.dtype | None) -> None:
+        """Run the convolution trunk (conv_pre, upsampling, resblocks, source convs, conv_post)
+        in ``dtype``; the phase path (f0 predictor, sine source, both STFTs, the exp/sin head)
+        stays float32."""
+        self.trunk_dtype = dtype
+        trunk = (self.conv_pre, self.ups, self.resblocks, self.source_downs)
+        for m in (*trunk, self.source_resblocks, self.conv_post):
+            m.to(torch.float32 if dtype is None else dtype)
 
     # ---------------------------------------------------------------- random draws
 
@@ -218,6 +228,8 @@ class HiFTGenerator(nn.Module):
             source[:, 0], ISTFT_NFFT, ISTFT_HOP, ISTFT_NFFT, window=window, return_complex=True
         )
         s_stft = torch.cat([spec.real, spec.imag], dim=1)  # (B, 18, 64 T + 1)
+        if self.trunk_dtype is not None:
+            mel, s_stft = mel.to(self.trunk_dtype), s_stft.to(self.trunk_dtype)
         x = self.conv_pre(mel)
         n_ups = len(self.ups)
         n_kernels = len(RESBLOCK_KERNELS)
@@ -231,7 +243,7 @@ class HiFTGenerator(nn.Module):
             for block in blocks[1:]:
                 acc = acc + block(x)
             x = acc / n_kernels
-        x = self.conv_post(F.leaky_relu(x))  # default slope 0.01 here, not 0.1
+        x = self.conv_post(F.leaky_relu(x)).to(source.dtype)  # default slope 0.01, not 0.1
         half = ISTFT_NFFT // 2 + 1
         magnitude = torch.clamp(torch.exp(x[:, :half]), max=1e2)
         phase = torch.sin(x[:, half:])  # sin() of the raw output, as the model was trained

@@ -128,6 +128,7 @@ class SeedVCModel:
         self.cfm, self.regulator, self.vocoder, self.speaker = cfm, regulator, vocoder, speaker
         self.content = content
         self.device, self.dtype = device, dtype
+        self.precision = {torch.float16: "fp16", torch.bfloat16: "bf16"}.get(dtype, "fp32")
         self.timer = Timer(device)
 
     @classmethod
@@ -139,29 +140,45 @@ class SeedVCModel:
         content_dir: Path | None = None,
         device: str = "auto",
         half: bool | None = None,
+        precision: str | None = None,
     ) -> SeedVCModel:
+        """``precision``: auto|fp32|fp16|bf16|int8 (voices/precision.py says what each does;
+        auto is fp16 on CUDA, bf16 on a CPU with native bf16, else fp32); None (for library
+        callers and parity checks) is fp16 on CUDA, else fp32. ``half`` is the older switch:
+        True means fp16, False fp32."""
+        from voicegui.voices import precision as P
+
         dev = pick_device(device)
-        # fp16 on CUDA: the DiT and vocoder are bandwidth-bound there; CPU stays in fp32
-        dtype = (
-            torch.float16 if (half if half is not None else dev.type == "cuda") else torch.float32
-        )
+        if half is not None:
+            precision = "fp16" if half else "fp32"
+        elif precision is None:
+            precision = "fp16" if dev.type == "cuda" else "fp32"
+        chosen = P.resolve(precision, dev.type)
+        dtype = P.dtype_of(chosen)
         cfm, lr = load_dit_checkpoint(dit, device=dev, dtype=dtype)
         vocoder = load_hift(hift, device=dev)
+        if chosen == "bf16":
+            vocoder.set_trunk_dtype(dtype)  # its phase path stays float32
         speaker = load_campplus(campplus, device=dev)
         content = None
         if content_dir is not None:
             from voicegui.voices.seedvc.content import load_content_encoder
 
-            enc = load_content_encoder(content_dir, device=dev)
-            if dtype == torch.float16:
-                enc = enc.half()
-            content = enc
-        return cls(cfm, lr, vocoder, speaker, content, dev, dtype)
+            content = load_content_encoder(content_dir, device=dev).to(dtype)
+        if chosen == "int8":
+            # the transformer holds the DiT's compute; its input/output layers stay float32
+            est = cfm.estimator
+            est.transformer = P.quantize_linear_int8(est.transformer)
+            if content is not None:
+                content = P.quantize_linear_int8(content)
+        model = cls(cfm, lr, vocoder, speaker, content, dev, dtype)
+        model.precision = chosen
+        return model
 
     @property
     def provider(self) -> str:
         name = {"cuda": "CUDA", "mps": "MPS", "cpu": "CPU"}.get(self.device.type, self.device.type)
-        return f"{name} (torch, {'fp16' if self.dtype == torch.float16 else 'fp32'})"
+        return f"{name} (torch, {self.precision})"
 
     # ---- reference ------------------------------------------------------------------------
     @torch.inference_mode()

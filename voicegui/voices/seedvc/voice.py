@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from voicegui.settings import VoiceSettings
+from voicegui.threads import compute_threads, own_torch_threads
 from voicegui.voices.base import BlockInfo, VoiceError
 from voicegui.voices.seedvc.model import SAMPLE_RATE, Prompt, SeedVCModel, plan_block
 
@@ -33,13 +34,20 @@ class SeedVCVoice:
     needs_reference = True
 
     def __init__(
-        self, model: SeedVCModel | OrtSeedVCModel, vad: bool = True, trim_vocoder: bool = True
+        self,
+        model: SeedVCModel | OrtSeedVCModel,
+        vad: bool = True,
+        trim_vocoder: bool = True,
+        threads: int | None = None,
     ) -> None:
         self.model = model
         self.steps, self.cfg = 10, 0.7
         self.max_prompt_s, self.dit_left_s = 3.0, 0.5
         self.style_from_prompt = False  # True: style of the cropped prompt only (upstream)
         self.trim_vocoder = trim_vocoder
+        # the voice owns torch's intra-op threads: set on whichever thread runs a block, since
+        # an import (silero_vad) or an earlier torch user may have changed them
+        self.threads = threads or compute_threads()
         self._reference: np.ndarray | None = None
         self._prompt: Prompt | None = None
         self._prompt_key: tuple | None = None
@@ -53,6 +61,7 @@ class SeedVCVoice:
                 self.speech_detector = SileroSpeechDetector()
             except Exception:  # VAD is an optimisation; the level gate still works without it
                 self.speech_detector = None
+        own_torch_threads(self.threads)
 
     @property
     def provider(self) -> str:
@@ -104,6 +113,7 @@ class SeedVCVoice:
         key = (self._clip_key, self.max_prompt_s, self.style_from_prompt)
         if key == self._prompt_key:
             return
+        own_torch_threads(self.threads)
         prompt = self.model.make_prompt(
             self._reference, self.max_prompt_s, style_from_prompt=self.style_from_prompt
         )
@@ -115,6 +125,7 @@ class SeedVCVoice:
             prompt = self._prompt
         if prompt is None:
             raise VoiceError("no reference prepared: choose a reference clip")
+        own_torch_threads(self.threads)
         out_n = info.block + info.sola_extra
         left_s = (info.left - info.sola_extra) / SAMPLE_RATE  # context before the SOLA margin
         plan = plan_block(left_s, self.dit_left_s, out_n, info.right)
@@ -141,8 +152,8 @@ class SeedVCVoice:
         return self.model.timer.summary()
 
 
-def create_seedvc_voice(settings: VoiceSettings, progress=None) -> SeedVCVoice:
-    """The installed Seed-VC model (voicegui models download seedvc) as a voice."""
+def installed_files() -> dict:
+    """The installed Seed-VC model's files (voicegui models download seedvc)."""
     from voicegui import modelhub
 
     if not modelhub.seedvc_installed():
@@ -151,21 +162,41 @@ def create_seedvc_voice(settings: VoiceSettings, progress=None) -> SeedVCVoice:
             "seedvc` (or `voicegui models import seedvc DIR`)"
         )
     folder = modelhub.model_dir("seedvc")
-    files = dict(
+    return dict(
         dit=folder / modelhub.entry("seedvc").file("dit").local_name,
         hift=folder / "hift.pt",
         campplus=folder / "campplus_cn_common.bin",
         content_dir=folder,
-        device=settings.device,
     )
+
+
+def build_seedvc_voice(
+    files: dict,
+    settings: VoiceSettings,
+    progress=None,
+    *,
+    threads: int | None = None,
+    cache_dir: Path | None = None,
+    spin: bool = False,
+) -> SeedVCVoice:
+    """The one way a Seed-VC voice is built (the app, ``convert``, ``bench`` and the backend
+    comparison harness): model files -> model at the settings' backend/precision -> voice."""
     if settings.backend == "onnx":
         # exported once per checkpoint into the user cache (minutes the first time)
         from voicegui.voices.onnx.runtime import OrtSeedVCModel
 
-        model = OrtSeedVCModel.load(**files, precision=settings.precision, progress=progress)
+        model = OrtSeedVCModel.load(
+            **files,
+            device=settings.device,
+            precision=settings.precision,
+            cache_dir=cache_dir,
+            threads=threads,
+            progress=progress,
+            spin=spin,
+        )
     else:
-        model = SeedVCModel.load(**files)
-    voice = SeedVCVoice(model)
+        model = SeedVCModel.load(**files, device=settings.device, precision=settings.precision)
+    voice = SeedVCVoice(model, threads=threads)
     voice.update(
         {
             "diffusion_steps": settings.diffusion_steps,
@@ -180,3 +211,8 @@ def create_seedvc_voice(settings: VoiceSettings, progress=None) -> SeedVCVoice:
         data, sr = read_audio(Path(settings.reference))
         voice.prepare(to_mono(data), sr)
     return voice
+
+
+def create_seedvc_voice(settings: VoiceSettings, progress=None) -> SeedVCVoice:
+    """The installed Seed-VC model as a voice."""
+    return build_seedvc_voice(installed_files(), settings, progress)
