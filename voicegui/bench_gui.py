@@ -69,7 +69,11 @@ def bench_gui(
         server = jack.DummyServer(period=period).start()
     try:
         with tempfile.TemporaryDirectory(prefix="voicegui-bench-") as home:
-            return _run(settings, seconds, load, monitor, clicks, Path(home), server is not None)
+            result = _run(settings, seconds, load, monitor, clicks, Path(home), server is not None)
+        if server is not None:
+            # xruns JACK raised because its own timer woke late (no client can prevent those)
+            result["server_late_cycles"] = server.driver_late_wakeups()
+        return result
     finally:
         if server is not None:
             server.stop()
