@@ -73,6 +73,9 @@ def bench_gui(
         if server is not None:
             # xruns JACK raised because its own timer woke late (no client can prevent those)
             result["server_late_cycles"] = server.driver_late_wakeups()
+            result["server_xrun_messages"] = [
+                line for line in server.messages().splitlines() if "XRun" in line
+            ][-20:]
         return result
     finally:
         if server is not None:

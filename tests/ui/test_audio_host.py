@@ -193,6 +193,7 @@ def test_twenty_seconds_with_the_window_plotting_and_two_busy_processes(jack_ser
     assert result["xruns_in"] <= driver_late and result["xruns_out"] <= driver_late, (
         result,
         driver_late,
+        server.messages()[-3000:] if server is not None else "",
     )
     assert result["underruns"] == 0 and result["dropped_blocks"] == 0, result
     loop = result["loopback"]
