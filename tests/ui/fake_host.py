@@ -29,4 +29,7 @@ class FakeNeuralHost(HostService):
             return super().make_voice(settings, progress)
         if settings.backend == "onnx":
             raise ImportError("No module named 'onnxruntime'")
-        return FakeNeuralVoice()
+        voice = FakeNeuralVoice()
+        if settings.precision != "auto":  # says which precision it was built for
+            voice.provider = f"CPU (torch, {settings.precision})"
+        return voice

@@ -286,6 +286,37 @@ def test_failed_neural_load_keeps_the_previous_voice_and_says_why(
     qtbot.waitUntil(lambda: c.engine.snapshot().voice == "seedvc", timeout=5000)
 
 
+def test_precision_is_a_choice_in_the_window_that_builds_the_voice_again(
+    fake_neural_window, qtbot, monkeypatch, speech_file
+):
+    from voicegui.ui import controller as ctl
+
+    window = fake_neural_window
+    monkeypatch.setattr(ctl, "voice_available", lambda name: (True, ""))
+    panel = window.voice
+    assert not panel.precision.isEnabled()  # the built-in voice has no precision
+    assert "Only for neural voices" in panel.precision.toolTip()
+    pick_jack(window, qtbot)
+    c = window.controller
+    start(window, qtbot)
+    assert window.use_reference(speech_file)
+    c.change(voice={"voice": "seedvc"})
+    qtbot.waitUntil(lambda: not c.loading and c.engine.voice.name == "seedvc", timeout=10000)
+    assert panel.precision.isEnabled() and panel.precision.currentData() == "auto"
+    first = c.engine.voice
+    panel.precision.setCurrentIndex(panel.precision.findData("int8"))
+    assert c.settings.voice.precision == "int8" and c.loading  # a new voice, built meanwhile
+    qtbot.waitUntil(lambda: not c.loading, timeout=10000)
+    assert c.engine.voice is not first and c.running
+    assert window.voice.provider.text() == "CPU (torch, int8)"
+    # a setting of the built-in voice's that does not exist: no rebuild when it changes
+    choose(window, "dsp")
+    qtbot.waitUntil(lambda: c.engine.voice.name == "dsp", timeout=5000)
+    dsp, restarts = c.engine.voice, c.restarts
+    c.change(voice={"precision": "fp32"})
+    assert c.engine.voice is dsp and c.restarts == restarts
+
+
 def test_seedvc_loads_in_the_background_then_runs_on_jack(
     window, qtbot, seedvc_folder, speech_file, speech_48k, tmp_path
 ):

@@ -23,6 +23,7 @@ from voicegui.engine.priority import Priority, request_realtime
 from voicegui.engine.processor import BlockProcessor
 from voicegui.settings import Settings, needs_restart
 from voicegui.voices.base import Voice
+from voicegui.voices.catalog import voice_identity
 from voicegui.voices.registry import VOICES, create_voice
 
 log = logging.getLogger(__name__)
@@ -330,7 +331,6 @@ class RealtimeEngine:
         self.metrics.snapshot = replace(snap, **counters)
 
 
-def _voice_identity(settings: Settings) -> tuple[str, str, str]:
+def _voice_identity(settings: Settings) -> tuple[str, str, str, str]:
     """What a voice object is built for: changing any of these needs a new voice."""
-    v = settings.voice
-    return (v.voice, v.backend, v.device)
+    return voice_identity(settings.voice)

@@ -53,7 +53,7 @@ from voicegui.settings import (
 )
 from voicegui.ui.compute import set_probed
 from voicegui.ui.workers import Task
-from voicegui.voices.catalog import VOICES, voice_available
+from voicegui.voices.catalog import VOICES, voice_available, voice_identity
 
 Voice = RemoteVoice  # what the window holds: a handle on a voice in the audio host
 
@@ -64,9 +64,9 @@ RESTARTED = "restarted the audio streams"
 WAIT_KEY = "voice-wait"  # banner key: the chosen voice waits for something (reference, weights)
 
 
-def _voice_key(s: Settings) -> tuple[str, str, str]:
+def _voice_key(s: Settings) -> tuple[str, str, str, str]:
     """What identifies a voice object: changing any of these needs a new voice."""
-    return s.voice.voice, s.voice.backend, s.voice.device
+    return voice_identity(s.voice)
 
 
 def heavy(name: str) -> bool:
@@ -84,7 +84,7 @@ def voice_label(name: str) -> str:
 class HeldVoice:
     """A voice object and what it was built and prepared for."""
 
-    key: tuple[str, str, str]  # (voice, backend, device)
+    key: tuple[str, str, str, str]  # voice_identity: (voice, backend, device, precision)
     ref: int  # serial of the reference clip it is prepared with (0: none needed)
     voice: Voice
     reference: tuple[np.ndarray, int] | None = None
@@ -102,9 +102,8 @@ class VoiceRequest:
     launched: bool = False
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        v = self.settings
-        return v.voice, v.backend, v.device
+    def key(self) -> tuple[str, str, str, str]:
+        return voice_identity(self.settings)
 
 
 def build_voice(host: AudioHost, req: VoiceRequest) -> Voice:
@@ -323,7 +322,13 @@ class Controller(QObject):
         cur = eng.settings.voice
         return replace(
             new,
-            voice=replace(new.voice, voice=cur.voice, backend=cur.backend, device=cur.device),
+            voice=replace(
+                new.voice,
+                voice=cur.voice,
+                backend=cur.backend,
+                device=cur.device,
+                precision=cur.precision,
+            ),
         )
 
     # ---- voices ------------------------------------------------------------------------------
@@ -494,11 +499,9 @@ class Controller(QObject):
 
     def _revert_to(self, held: HeldVoice) -> None:
         """Settings back to the voice that runs (after a failed load)."""
-        name, backend, device = held.key
-        new = replace(
-            self._settings,
-            voice=replace(self._settings.voice, voice=name, backend=backend, device=device),
-        )
+        name, backend, device, precision = held.key
+        keep = {"backend": backend, "device": device, "precision": precision} if backend else {}
+        new = replace(self._settings, voice=replace(self._settings.voice, voice=name, **keep))
         ref_changed = False
         if held.ref and held.ref != self._ref_serial:
             new = replace(new, voice=replace(new.voice, reference=held.ref_path))

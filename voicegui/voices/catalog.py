@@ -54,3 +54,12 @@ def voice_available(name: str) -> tuple[bool, str]:
         ok,
         "" if ok else "Seed-VC weights are not installed: run `voicegui models download seedvc`",
     )
+
+
+def voice_identity(v) -> tuple[str, str, str, str]:
+    """What a voice object is built for (``v``: VoiceSettings): changing any of these needs a new
+    voice. Backend, device and precision only matter to neural voices."""
+    info = VOICES.get(v.voice)
+    if info is None or not info.neural:
+        return (v.voice, "", "", "")
+    return (v.voice, v.backend, v.device, v.precision)
