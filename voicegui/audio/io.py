@@ -414,16 +414,18 @@ class AudioIO:
     def active(self) -> bool:
         return bool(self.streams) and all(s.active for s in self.streams)
 
-    def poll_stats(self, force: bool = False) -> None:
-        """Engine thread: fold the callbacks' status-flag counters in (a few times a second)."""
+    def poll_stats(self, force: bool = False) -> bool:
+        """Engine thread: fold the callbacks' status-flag counters in (a few times a second);
+        True when it did."""
         now = time.monotonic()
         if not force and now < self._stats_due:
-            return
+            return False
         self._stats_due = now + STATS_INTERVAL
         for reader in self._stats:
             reader.poll()
         if self._monitor_stats is not None:
             self._monitor_stats.poll()
+        return True
 
     def device_latency(self) -> tuple[float, float]:
         """(input, output) latency in seconds as PortAudio reports it for the open streams."""

@@ -246,8 +246,9 @@ class RealtimeEngine:
                 if have < block:
                     # the C callback fills the ring period by period; sleep about until the
                     # block is complete (never long: stopping and device loss are noticed here)
-                    io.poll_stats()
-                    if io.failed or not io.active():
+                    # asking PortAudio whether the streams still run costs a call: only as
+                    # often as the counters are read (a stream that ended sets `failed` at once)
+                    if io.failed or (io.poll_stats() and not io.active()):
                         reason = "the audio device stopped or disappeared"
                         break
                     time.sleep(min(POLL_MAX, max(POLL_MIN, (block - have) / rate)))
