@@ -142,7 +142,16 @@ def test_the_window_process_never_loads_a_neural_library(window, qtbot, seedvc_f
                 while engine.snapshot().blocks < 3 and time.monotonic() - t0 < 60:
                     time.sleep(0.1)
                 snap = engine.snapshot()
-                print(json.dumps({{"voice": snap.voice, "blocks": snap.blocks,
+                import os
+                rt = []  # the host's threads at a real-time policy, and their priorities
+                for tid in os.listdir(f"/proc/{{host.pid}}/task"):
+                    try:
+                        if os.sched_getscheduler(int(tid)) in (os.SCHED_FIFO, os.SCHED_RR):
+                            rt.append(os.sched_getparam(int(tid)).sched_priority)
+                    except OSError:
+                        pass
+                print(json.dumps({{"voice": snap.voice, "blocks": snap.blocks, "rt": rt,
+                    "priority": snap.priority,
                     "mods": sorted(m for m in ("torch", "onnxruntime", "transformers",
                                                "sounddevice") if m in sys.modules)}}))
                 engine.stop()
@@ -162,6 +171,14 @@ def test_the_window_process_never_loads_a_neural_library(window, qtbot, seedvc_f
     info = json.loads(done.stdout.strip().splitlines()[-1])
     assert info["voice"] == "seedvc" and info["blocks"] >= 3
     assert info["mods"] == [], info
+    # the neural voice's block thread and its math library's threads run at ordinary priority:
+    # real-time ones are JACK's client thread (above the block thread's 55) and the host's
+    # command thread (50), where the OS grants them at all
+    from voicegui.engine.priority import FIFO_PRIORITY, HELPER_PRIORITY
+
+    assert info["priority"].startswith("real-time priority: no"), info
+    assert all(p == HELPER_PRIORITY or p > FIFO_PRIORITY for p in info["rt"]), info
+    assert info["rt"].count(HELPER_PRIORITY) <= 1, info
 
 
 def _bench_under_load(seconds: float) -> dict:

@@ -103,6 +103,13 @@ class HostService:
         else:
             self._send((msg_id, True, result))
 
+    def _handle_normal(self, msg_id: int, method: str, args: tuple) -> None:
+        """A slow command on a thread of its own, at ordinary priority (see normal_thread)."""
+        from voicegui.engine.priority import normal_thread
+
+        normal_thread()
+        self._handle(msg_id, method, args)
+
     def run(self) -> None:
         from voicegui.engine.priority import raise_helper_thread
 
@@ -119,7 +126,7 @@ class HostService:
             msg_id, method, args = msg
             if method in THREADED:
                 threading.Thread(
-                    target=self._handle, args=(msg_id, method, args), daemon=True
+                    target=self._handle_normal, args=(msg_id, method, args), daemon=True
                 ).start()
             else:
                 with self._lock:

@@ -7,6 +7,7 @@ Each returns what was granted and why, for the app to show; none raises.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
 import shutil
@@ -46,6 +47,18 @@ def raise_helper_thread() -> bool:
         return True
     except (PermissionError, OSError):
         return False
+
+
+def normal_thread() -> None:
+    """Back to ordinary scheduling for the calling thread.
+
+    Linux threads inherit their creator's policy: a thread started from a real-time thread (the
+    audio host's command thread) would run a neural voice's math, and the math library's own
+    worker threads it starts, at real-time priority, starving the desktop.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError):
+            os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
 
 
 def request_realtime(period: float, compute: float) -> Priority:

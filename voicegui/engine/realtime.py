@@ -19,7 +19,7 @@ import numpy as np
 from voicegui.audio.devices import choose_sample_rate, find_device
 from voicegui.audio.io import AudioIO, OutputSink, fill_floor
 from voicegui.engine.metrics import Metrics, MetricsSnapshot
-from voicegui.engine.priority import Priority, request_realtime
+from voicegui.engine.priority import Priority, normal_thread, request_realtime
 from voicegui.engine.processor import BlockProcessor
 from voicegui.settings import Settings, needs_restart
 from voicegui.voices.base import Voice
@@ -227,6 +227,7 @@ class RealtimeEngine:
         # it would starve the desktop, so only light voices ask for it
         info = VOICES.get(getattr(proc.voice, "name", ""))
         if info is not None and info.neural:
+            normal_thread()  # whatever the thread that started this one had
             priority = Priority(False, "a neural voice computes on this thread")
         else:
             priority = request_realtime(block / rate, 0.25 * block / rate)
