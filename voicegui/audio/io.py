@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -278,7 +278,7 @@ class _StatsReader:
     """Collects a stream's counters without blocking: ask the callback, pick the answer up later."""
 
     stream: Any
-    counters: StreamCounters = field(default_factory=StreamCounters)
+    counters: StreamCounters  # added to (several streams may share one)
     pending: Any = None
 
     def poll(self) -> None:
@@ -315,28 +315,14 @@ class AudioIO:
         if monitor_dev is not None:
             self.sinks.append(OutputSink(sink_capacity, min(2, monitor_dev.max_output_channels)))
         self.streams: list[Any] = []
+        # the input and main output streams' status flags, summed; the monitor's apart. Updated
+        # a few times a second by poll_stats, read by the block thread at no cost.
+        self.counters = StreamCounters()
+        self.monitor_counters = StreamCounters()
         self._stats: list[_StatsReader] = []
         self._monitor_stats: _StatsReader | None = None
         self._stats_due = 0.0
         self.failed: str | None = None  # set when a stream finishes by itself
-
-    @property
-    def counters(self) -> StreamCounters:
-        """Input and main output streams' status flags, summed."""
-        total = StreamCounters()
-        for reader in self._stats:
-            c = reader.counters
-            total.input_overflows += c.input_overflows
-            total.input_underflows += c.input_underflows
-            total.output_underflows += c.output_underflows
-            total.output_overflows += c.output_overflows
-            total.callbacks += c.callbacks
-            total.max_frames = max(total.max_frames, c.max_frames)
-        return total
-
-    @property
-    def monitor_counters(self) -> StreamCounters:
-        return self._monitor_stats.counters if self._monitor_stats else StreamCounters()
 
     @property
     def max_frames(self) -> int:
@@ -385,7 +371,7 @@ class AudioIO:
                     **common,
                 )
                 self.streams += [recorder, player]
-            self._stats = [_StatsReader(s) for s in self.streams]
+            self._stats = [_StatsReader(s, self.counters) for s in self.streams]
             if self.monitor_dev is not None:
                 monitor = rt.Mixer(
                     device=self.monitor_dev.index,
@@ -394,7 +380,7 @@ class AudioIO:
                     **common,
                 )
                 self.streams.append(monitor)
-                self._monitor_stats = _StatsReader(monitor)
+                self._monitor_stats = _StatsReader(monitor, self.monitor_counters)
                 self.sinks[1].attach(monitor)
             # actions are queued before the streams start, so the first callbacks already
             # record and play (the output rings are primed right after)

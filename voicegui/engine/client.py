@@ -310,7 +310,7 @@ class RemoteEngine:
 
     def _apply(self, info: dict) -> None:
         self.info = info
-        if info.get("running") is not None and "sample_rate" in info:
+        if "sample_rate" in info:  # absent once the engine has stopped
             self.sample_rate, self.rate_note = info["sample_rate"], info["rate_note"]
 
     def refresh(self) -> dict:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pickle
 import struct
 import time
+from dataclasses import replace
 from multiprocessing import shared_memory
 
 import numpy as np
@@ -46,11 +47,11 @@ class MetricsBoard:
 
     # ---- writer (the audio host) -------------------------------------------------------------
     def publish(self, metrics: Metrics) -> None:
-        data = pickle.dumps(metrics.snapshot, protocol=pickle.HIGHEST_PROTOCOL)
+        snap = metrics.snapshot
+        data = pickle.dumps(snap, protocol=pickle.HIGHEST_PROTOCOL)
         if len(data) > _SNAP_MAX:  # a huge error text: keep the numbers, cut the text
-            data = pickle.dumps(metrics.snapshot.__class__(**{
-                **metrics.snapshot.__dict__, "last_error": metrics.snapshot.last_error[:2000],
-                "status": metrics.snapshot.status[:2000]}))  # fmt: skip
+            short = replace(snap, last_error=snap.last_error[:2000], status=snap.status[:2000])
+            data = pickle.dumps(short, protocol=pickle.HIGHEST_PROTOCOL)
         buf = self.shm.buf
         self._seq += 1  # odd: writing
         _HEADER.pack_into(buf, 0, self._seq, metrics.count, len(data))
