@@ -1,0 +1,70 @@
+"""The RVC parity kit: inputs, expected outputs and random-weight checkpoints.
+
+The kit folder comes from VOICEGUI_RVC_FIXTURES (default: ../shared/fixtures/rvc next to the
+repository), so the same tests run unchanged against any kit made the same way (its README).
+Checkpoints (about 700 MB, ~6 s) are written once by the kit's own make_checkpoints.py, in the
+upstream `assets/` layout, and cached under test-output/.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_KIT = REPO.parent / "shared" / "fixtures" / "rvc"
+
+
+def rvc_kit_dir() -> Path:
+    return Path(os.environ.get("VOICEGUI_RVC_FIXTURES", DEFAULT_KIT))
+
+
+@pytest.fixture(scope="session")
+def rvc_kit() -> Path:
+    path = rvc_kit_dir()
+    if not (path / "expected.npz").is_file():
+        pytest.skip(f"RVC parity kit not found at {path} (set VOICEGUI_RVC_FIXTURES)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def rvc_inputs(rvc_kit: Path) -> dict[str, np.ndarray]:
+    with np.load(rvc_kit / "inputs.npz") as f:
+        return {k: f[k] for k in f.files}
+
+
+@pytest.fixture(scope="session")
+def rvc_expected(rvc_kit: Path) -> dict[str, np.ndarray]:
+    with np.load(rvc_kit / "expected.npz") as f:
+        return {k: f[k] for k in f.files}
+
+
+def _kit_fingerprint(kit: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(kit.glob("keys_*.json")) + [kit / "make_checkpoints.py"]:
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@pytest.fixture(scope="session")
+def rvc_assets(rvc_kit: Path) -> Path:
+    """The `assets/` folder the kit's script writes: hubert_base/, rmvpe/rmvpe.pt, weights/*.pth,
+    indices/*.index (the layout of an RVC install)."""
+    out = REPO / "test-output" / "rvc-checkpoints" / _kit_fingerprint(rvc_kit)
+    done = out / ".complete"
+    if not done.is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [sys.executable, str(rvc_kit / "make_checkpoints.py"), "--out", str(out), "--index"],
+            check=True,
+            capture_output=True,
+        )
+        done.write_text("ok")
+    return out / "assets"
