@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from voicegui import __version__
-from voicegui.settings import Settings, SettingsError, with_changes
+from voicegui.settings import F0_METHODS, Settings, SettingsError, with_changes
 
 # CLI flag -> (settings part, field)
 TUNING = {
@@ -32,6 +32,11 @@ TUNING = {
     "cfg": ("voice", "cfg_rate"),
     "max_prompt": ("voice", "max_prompt_time"),
     "reference": ("voice", "reference"),
+    "model": ("voice", "model"),
+    "index": ("voice", "index"),
+    "f0": ("voice", "f0_method"),
+    "index_rate": ("voice", "index_rate"),
+    "protect": ("voice", "protect"),
     "backend": ("voice", "backend"),
     "precision": ("voice", "precision"),
     "compute_device": ("voice", "device"),
@@ -41,7 +46,22 @@ TUNING = {
 def _add_tuning(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("voice and engine settings (default: the preset's, or built-in)")
     g.add_argument("--preset", help="start from a saved preset (by name)")
-    g.add_argument("--voice", choices=["dsp", "passthrough", "seedvc"])
+    g.add_argument("--voice", choices=["dsp", "passthrough", "seedvc", "rvc"])
+    g.add_argument(
+        "--model",
+        metavar="NAME_OR_PATH",
+        help="RVC voice: a name from the voice library (`voicegui rvc list`) or a .pth/.onnx file",
+    )
+    g.add_argument(
+        "--index", metavar="PATH", help="RVC retrieval index (default: the library voice's own)"
+    )
+    g.add_argument("--f0", choices=list(F0_METHODS), help="RVC pitch estimator (default rmvpe)")
+    g.add_argument(
+        "--index-rate", type=float, help="RVC: share of index features, 0..1 (0 = no index)"
+    )
+    g.add_argument(
+        "--protect", type=float, help="RVC: protection of voiceless sounds, 0..0.5 (0.5 = off)"
+    )
     g.add_argument("--pitch", type=float, help="semitones, -24..24 (cents resolution)")
     g.add_argument("--formant", type=float, help="semitones of envelope shift, -12..12")
     g.add_argument("--block-time", type=float, help="seconds per block")
@@ -90,7 +110,25 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         value = getattr(args, flag, None)
         if value is not None:
             parts.setdefault(part, {})[name] = value
-    return with_changes(base, **parts) if parts else base.validated()
+    settings = with_changes(base, **parts) if parts else base.validated()
+    if settings.voice.voice == "rvc":
+        settings = _resolved_rvc(settings)
+    return settings
+
+
+def _resolved_rvc(settings: Settings) -> Settings:
+    """Check the RVC model and index now (a clear error listing the library when unknown) and
+    keep a path absolute, so the audio host finds it whatever its working folder."""
+    from voicegui.voices.rvc.library import resolve
+
+    v = settings.voice
+    found = resolve(v.model, v.index)
+    changes = {}
+    if Path(v.model).expanduser() == found.model:  # given as a path, not a library name
+        changes["model"] = str(found.model.resolve())
+    if v.index:
+        changes["index"] = str(Path(v.index).expanduser().resolve())
+    return with_changes(settings, voice=changes) if changes else settings
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
@@ -216,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_models_parser(sub)
+    from voicegui.voices.rvc.library_cli import add_rvc_parser
+
+    add_rvc_parser(sub)
     return p
 
 

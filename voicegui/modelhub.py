@@ -111,15 +111,20 @@ def _manifest(name: str) -> dict:
         return {}
 
 
-def _record(name: str, f: ModelFile, path: Path, digest: str) -> None:
+def manifest(name: str) -> dict:
+    """What was recorded about each installed file of ``name`` (size, sha256, origin)."""
+    return _manifest(name)
+
+
+def record(name: str, key: str, path: Path, digest: str, **origin: str) -> None:
+    """Note an installed file (``key``: its path inside the model's folder) in the manifest."""
     m = _manifest(name)
-    m[f.local_name] = {
-        "size": path.stat().st_size,
-        "sha256": digest,
-        "repo": f.repo,
-        "revision": f.revision,
-    }
+    m[key] = {"size": path.stat().st_size, "sha256": digest, **origin}
     (model_dir(name) / MANIFEST).write_text(json.dumps(m, indent=2), encoding="utf-8")
+
+
+def _record(name: str, f: ModelFile, path: Path, digest: str) -> None:
+    record(name, f.local_name, path, digest, repo=f.repo, revision=f.revision)
 
 
 def _verify(f: ModelFile, path: Path, progress: Progress | None) -> str:
@@ -131,8 +136,23 @@ def _verify(f: ModelFile, path: Path, progress: Progress | None) -> str:
     return digest
 
 
+# models whose files come in more than one layout check and import them themselves
+_LAYOUTS = {"rvc": "voicegui.voices.rvc.shared_weights"}
+
+
+def _layout(name: str):
+    if name not in _LAYOUTS:
+        return None
+    import importlib
+
+    return importlib.import_module(_LAYOUTS[name])
+
+
 def status(name: str) -> dict[str, str]:
     """Per file: 'ok', 'missing' or 'changed' (size differs from what was recorded)."""
+    layout = _layout(name)
+    if layout is not None:
+        return layout.status()
     e, m, out = entry(name), _manifest(name), {}
     for f in e.files:
         p = model_dir(name) / f.local_name
@@ -210,6 +230,9 @@ def download(name: str, progress: Progress | None = None) -> Path:
 
 def import_dir(name: str, source: Path, progress: Progress | None = None) -> Path:
     """Copy already-downloaded files (found by file name anywhere under ``source``)."""
+    layout = _layout(name)
+    if layout is not None:
+        return layout.import_dir(Path(source), progress)
     e = entry(name)
     source = Path(source)
     if not source.is_dir():

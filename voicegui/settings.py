@@ -49,8 +49,11 @@ def _flag(label, help, **kw) -> dict:
     return {"flag": Flag(label, help, **kw)}
 
 
-NEURAL = ("seedvc",)
+SEEDVC = ("seedvc",)
+RVC = ("rvc",)
+NEURAL = SEEDVC + RVC
 DSP = ("dsp",)
+F0_METHODS = ("rmvpe", "fcpe")  # RVC pitch estimators
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,7 @@ class EngineSettings:
             "Past audio the diffusion model re-generates "
             "with each block (at most the left context).",
             0.05,
-            voices=NEURAL,
+            voices=SEEDVC,
         ),
     )
     extra_right_time: float = field(
@@ -211,7 +214,7 @@ class EngineSettings:
 
 @dataclass(frozen=True)
 class VoiceSettings:
-    voice: str = "dsp"  # 'dsp' (built-in), 'passthrough', 'seedvc'
+    voice: str = "dsp"  # 'dsp' (built-in), 'passthrough', 'seedvc', 'rvc'
     pitch: float = field(
         default=0.0,
         metadata=_num(
@@ -234,7 +237,7 @@ class VoiceSettings:
             "Spectral-envelope shift in semitones: "
             "up sounds smaller (child), down sounds bigger (giant).",
             0.1,
-            voices=DSP,
+            voices=DSP + RVC,
         ),
     )
     diffusion_steps: int = field(
@@ -246,7 +249,7 @@ class VoiceSettings:
             "Diffusion steps",
             "Euler steps of the flow-matching solver: more is cleaner and slower.",
             1,
-            voices=NEURAL,
+            voices=SEEDVC,
         ),
     )
     cfg_rate: float = field(
@@ -259,7 +262,7 @@ class VoiceSettings:
             "Classifier-free guidance: higher follows the "
             "reference voice more closely; 0 halves the compute.",
             0.05,
-            voices=NEURAL,
+            voices=SEEDVC,
         ),
     )
     max_prompt_time: float = field(
@@ -271,7 +274,7 @@ class VoiceSettings:
             "Max prompt",
             "Longest part of the reference used as the diffusion prompt.",
             0.5,
-            voices=NEURAL,
+            voices=SEEDVC,
         ),
     )
     style_from_prompt: bool = field(
@@ -281,10 +284,40 @@ class VoiceSettings:
             "Off: the speaker style (timbre) is measured over the whole reference clip, a "
             "steadier estimate. On: only over its first Max prompt seconds, as upstream "
             "Seed-VC does. The two differ only for a reference longer than Max prompt.",
-            voices=NEURAL,
+            voices=SEEDVC,
+        ),
+    )
+    index_rate: float = field(
+        default=0.5,
+        metadata=_num(
+            0.0,
+            1.0,
+            "",
+            "Index rate",
+            "How much of the voice model's own recorded speech (its .index) replaces your "
+            "content features: higher sounds more like the model's speaker, lower keeps your "
+            "articulation clearer. No effect without an index.",
+            0.05,
+            voices=RVC,
+        ),
+    )
+    protect: float = field(
+        default=0.33,
+        metadata=_num(
+            0.0,
+            0.5,
+            "",
+            "Protect",
+            "Keeps breaths and voiceless consonants (s, t, k) from the index so they stay "
+            "crisp: lower protects more; 0.5 turns the protection off.",
+            0.01,
+            voices=RVC,
         ),
     )
     reference: str = ""  # path of the reference clip
+    model: str = ""  # RVC: a voice-library name, or the path of a .pth/.onnx voice model
+    index: str = ""  # RVC: path of a retrieval .index ('': the library voice's own, if any)
+    f0_method: str = "rmvpe"  # RVC pitch estimator, one of F0_METHODS
     backend: str = "torch"  # 'torch' or 'onnx'
     # 'auto', 'fp32', 'fp16', 'bf16', 'int8'. auto: torch picks fp16 on CUDA, bf16 on a CPU with
     # native bf16 (AVX512-BF16/AMX), else fp32; onnx picks int8 on CPU, fp16 on GPU (it has no
@@ -322,6 +355,10 @@ class Settings:
             raise SettingsError("backend must be 'torch' or 'onnx'")
         if self.voice.precision not in ("auto", "fp32", "fp16", "bf16", "int8"):
             raise SettingsError("precision must be one of auto, fp32, fp16, bf16, int8")
+        if self.voice.f0_method not in F0_METHODS:
+            raise SettingsError(f"f0 method must be one of {', '.join(F0_METHODS)}")
+        if not isinstance(self.voice.model, str) or not isinstance(self.voice.index, str):
+            raise SettingsError("the RVC model and index must be names or paths")
         if not 8000 <= self.audio.sample_rate <= 384000:
             raise SettingsError(f"sample rate {self.audio.sample_rate} Hz is not supported")
         return self

@@ -43,6 +43,8 @@ def voice_params(v: VoiceSettings, e: EngineSettings) -> dict:
         "max_prompt_time": v.max_prompt_time,
         "style_from_prompt": v.style_from_prompt,
         "extra_dit_left_time": e.extra_dit_left_time,
+        "index_rate": v.index_rate,
+        "protect": v.protect,
     }
 
 

@@ -359,7 +359,7 @@ class Controller(QObject):
             return True
         info = VOICES[s.voice.voice]
         keeps = f"{voice_label(eng.settings.voice.voice)} keeps running meanwhile."
-        ok, why = voice_available(s.voice.voice)
+        ok, why = voice_available(s.voice.voice, s.voice)
         if not ok:  # nothing to load: keep the current voice until the weights are there
             self._cancel_load()
             self.notice.emit("warning", f"{info.label}: {why}. {keeps}", WAIT_KEY)
@@ -589,7 +589,7 @@ class Controller(QObject):
         elif not Path(voice.reference).is_file():
             notes.append(f"reference clip '{voice.reference}' is missing; keeping the current one")
             voice = replace(voice, reference=self._settings.voice.reference)
-        ok, why = voice_available(voice.voice)
+        ok, why = voice_available(voice.voice, voice)
         if not ok:
             notes.append(why)
         # bypass is a momentary switch, not part of a sound: keep the current state
@@ -603,7 +603,7 @@ class Controller(QObject):
     def _startable(self, quiet: bool = False) -> bool:
         s = self._settings
         info = VOICES.get(s.voice.voice)
-        ok, why = voice_available(s.voice.voice)
+        ok, why = voice_available(s.voice.voice, s.voice)
         if not ok:
             if not quiet:
                 self.notice.emit("error", f"Cannot start: {why}", "engine")

@@ -45,6 +45,8 @@ GROUPS = {
         "cfg_rate",
         "max_prompt_time",
         "style_from_prompt",
+        "index_rate",
+        "protect",
     ),
     "Levels and silence gate": (
         "denoise",

@@ -140,7 +140,13 @@ class Task(QObject):
 def describe_error(exc: BaseException) -> str:
     """The message a user reads: our own errors speak for themselves, others get their type."""
     text = str(exc).strip()
-    own = type(exc).__name__ in ("ModelError", "VoiceError", "CheckpointError", "AudioFileError")
+    own = type(exc).__name__ in (
+        "ModelError",
+        "VoiceError",
+        "CheckpointError",
+        "AudioFileError",
+        "LibraryError",
+    )
     if own and text:
         return text
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

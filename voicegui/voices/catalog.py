@@ -32,13 +32,25 @@ VOICES = {
         True,
         True,
     ),
+    "rvc": VoiceInfo(
+        "rvc",
+        "RVC (voice models)",
+        "A trained RVC voice model (.pth or .onnx, optional .index) from your voice library. "
+        "Needs the RVC shared weights (content encoder and pitch model).",
+        False,
+        True,
+    ),
 }
+RVC_VOICE_MODULE = "voicegui.voices.rvc.voice"
 
 
-def voice_available(name: str) -> tuple[bool, str]:
-    """Whether a voice can be chosen now, and why not (weights missing, ...)."""
+def voice_available(name: str, settings=None) -> tuple[bool, str]:
+    """Whether a voice can be chosen now, and why not (weights missing, ...). With ``settings``
+    (VoiceSettings) the voice's own choices are checked too (the RVC model)."""
     if name not in VOICES:
         return False, f"unknown voice '{name}'"
+    if name == "rvc":
+        return _rvc_available(settings)
     if name != "seedvc":
         return True, ""
     import importlib.util
@@ -56,10 +68,59 @@ def voice_available(name: str) -> tuple[bool, str]:
     )
 
 
-def voice_identity(v) -> tuple[str, str, str, str]:
+def voice_selectable(name: str) -> tuple[bool, str]:
+    """Whether the voice can be picked in the window. An RVC voice can be picked while its
+    weights or its model are still missing: its voice library, shown once it is picked, gets
+    them."""
+    if name == "rvc":
+        why = _rvc_runtime_missing()
+        return not why, why
+    return voice_available(name)
+
+
+def _rvc_runtime_missing() -> str:
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None:
+        return "RVC needs PyTorch, which this installation (the lite bundle) lacks"
+    try:
+        found = importlib.util.find_spec(RVC_VOICE_MODULE) is not None
+    except ImportError:
+        found = False
+    return "" if found else "the RVC voice engine is not part of this installation"
+
+
+def _rvc_available(settings) -> tuple[bool, str]:
+    why = _rvc_runtime_missing()
+    if why:
+        return False, why
+    from voicegui.voices.rvc import shared_weights
+
+    lacking = shared_weights.missing()
+    if lacking:
+        return False, (
+            "the RVC shared weights are not installed (lacking "
+            + " and ".join(lacking)
+            + "): run `voicegui models download rvc`, or use Download in the voice library"
+        )
+    if settings is None:
+        return True, ""
+    from voicegui.voices.rvc.library import LibraryError, resolve
+
+    try:
+        resolve(settings.model, settings.index)
+    except LibraryError as exc:
+        return False, str(exc)
+    return True, ""
+
+
+def voice_identity(v) -> tuple[str, ...]:
     """What a voice object is built for (``v``: VoiceSettings): changing any of these needs a new
-    voice. Backend, device and precision only matter to neural voices."""
+    voice. Backend, device and precision only matter to neural voices; an RVC voice is also
+    built for its model, index and pitch estimator."""
     info = VOICES.get(v.voice)
     if info is None or not info.neural:
         return (v.voice, "", "", "")
+    if v.voice == "rvc":
+        return (v.voice, v.backend, v.device, v.precision, v.model, v.index, v.f0_method)
     return (v.voice, v.backend, v.device, v.precision)

@@ -27,4 +27,11 @@ def create_voice(settings: VoiceSettings, progress=None) -> Voice:
         except ImportError as exc:
             raise VoiceError(f"the Seed-VC voice is not available: {exc}") from exc
         return create_seedvc_voice(settings, progress=progress)
+    if name == "rvc":
+        ok, why = voice_available(name, settings)
+        if not ok:
+            raise VoiceError(f"the RVC voice cannot be built: {why}")
+        from voicegui.voices.rvc.voice import build_rvc_voice
+
+        return build_rvc_voice(settings, progress=progress)
     raise VoiceError(f"unknown voice '{name}'; available: {', '.join(VOICES)}")
