@@ -47,6 +47,7 @@ from voicegui.ui.readouts import Readouts
 from voicegui.ui.voice_panel import MODEL, VoicePanel
 from voicegui.ui.workers import Task
 from voicegui.voices.catalog import VOICES
+from voicegui.voices.rvc.shared_weights import NAME as RVC_WEIGHTS
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +109,7 @@ class MainWindow(QMainWindow):
         self.banners = BannerArea()
         self.models = ModelManager(self)
         self.download_box: QMessageBox | None = None  # the open download confirmation
+        self._transfer = MODEL  # the model whose weights are being transferred
         self._probe: Task | None = None
 
         # ---- transport bar -------------------------------------------------------------------
@@ -329,9 +331,15 @@ class MainWindow(QMainWindow):
         self.voice.importRequested.connect(self.ask_import)
         self.voice.cancelModelRequested.connect(self.cancel_model)
         self.voice.neuralShown.connect(self.probe_devices)
+        rvc = self.voice.rvc
+        rvc.downloadRequested.connect(lambda: self.ask_download(RVC_WEIGHTS))
+        rvc.importWeightsRequested.connect(lambda: self.ask_import(RVC_WEIGHTS))
+        rvc.cancelModelRequested.connect(self.cancel_model)
+        rvc.notice.connect(self.show_notice)
+        rvc.libraryChanged.connect(self.controller.refresh_voice)
         m = self.models
-        m.started.connect(lambda _name, what: self.voice.show_model_started(what))
-        m.progress.connect(self.voice.show_model_progress)
+        m.started.connect(lambda name, what: self._model_view(name).show_model_started(what))
+        m.progress.connect(lambda *a: self._model_view(self._transfer).show_model_progress(*a))
         m.finished.connect(self._on_model_finished)
         m.changed.connect(self._on_models_changed)
 
@@ -509,6 +517,13 @@ class MainWindow(QMainWindow):
             task.deleteLater()
 
     # ---- model weights -----------------------------------------------------------------------
+    def _model_view(self, name: str):
+        """The box that shows a transfer of ``name``'s weights (Seed-VC's, or the RVC library's)."""
+        return self.voice.rvc if name == RVC_WEIGHTS else self.voice
+
+    def _label(self, name: str) -> str:
+        return "Seed-VC" if name == MODEL else self.models.label(name)
+
     def _update_model_actions(self) -> None:
         installed = modelhub.installed(MODEL)
         busy = self.models.busy
@@ -516,14 +531,14 @@ class MainWindow(QMainWindow):
         self.import_action.setEnabled(not busy)
         self.remove_action.setEnabled(not busy and modelhub.model_dir(MODEL).exists())
 
-    def download_confirmation(self) -> QMessageBox:
+    def download_confirmation(self, name: str = MODEL) -> QMessageBox:
         """The question asked before any download: what, how big, which licence, where to."""
         box = QMessageBox(self)
         box.setIcon(QMessageBox.Icon.Question)
-        box.setWindowTitle("Download Seed-VC")
+        box.setWindowTitle(f"Download {self._label(name)}")
         box.setTextFormat(Qt.TextFormat.RichText)
         try:
-            summary = download_summary(MODEL)
+            summary = download_summary(name)
         except modelhub.ModelError as exc:
             summary = f"The model catalog cannot be read: {exc}"
         box.setText(summary)
@@ -533,7 +548,7 @@ class MainWindow(QMainWindow):
         box.setDefaultButton(QMessageBox.StandardButton.Cancel)
         return box
 
-    def ask_download(self) -> None:
+    def ask_download(self, name: str = MODEL) -> None:
         """Ask first (non-modal for the rest of the app); download only on 'Download'."""
         if self.models.busy:
             self.show_notice("info", "A model transfer is already running.", "models")
@@ -541,61 +556,67 @@ class MainWindow(QMainWindow):
         if self.download_box is not None:
             self.download_box.raise_()
             return
-        box = self.download_confirmation()
+        box = self.download_confirmation(name)
         yes = self.download_yes
 
         def answered(_result: int) -> None:
             self.download_box = None
             box.deleteLater()
             if box.clickedButton() is yes:
-                self.download_model()
+                self.download_model(name)
 
         box.finished.connect(answered)
         self.download_box = box
         box.open()
 
-    def download_model(self) -> bool:
-        """Start the download of the Seed-VC weights (the user confirmed)."""
-        if not self.models.download(MODEL):
+    def download_model(self, name: str = MODEL) -> bool:
+        """Start the download of ``name``'s weights (the user confirmed)."""
+        self._transfer = name
+        if not self.models.download(name):
             self.show_notice("info", "A model transfer is already running.", "models")
             return False
         self.banners.dismiss("models")
         return True
 
-    def ask_import(self) -> None:
+    def ask_import(self, name: str = MODEL) -> None:
         folder = QFileDialog.getExistingDirectory(
-            self, "Folder with the Seed-VC files (searched including subfolders)"
+            self,
+            f"Folder with the {self._label(name)} files (searched including subfolders)",
         )
         if folder:
-            self.import_model(folder)
+            self.import_model(folder, name)
 
-    def import_model(self, folder: str | Path) -> bool:
-        """Import the Seed-VC weights from ``folder`` in the background."""
-        if not self.models.import_from(MODEL, folder):
+    def import_model(self, folder: str | Path, name: str = MODEL) -> bool:
+        """Import ``name``'s weights from ``folder`` in the background."""
+        self._transfer = name
+        if not self.models.import_from(name, folder):
             self.show_notice("info", "A model transfer is already running.", "models")
             return False
         self.banners.dismiss("models")
         return True
 
     def cancel_model(self) -> None:
-        self.voice.show_model_cancelling()
+        self._model_view(self._transfer).show_model_cancelling()
         self.models.cancel()
 
     def _on_model_finished(self, name: str, outcome: str, text: str) -> None:
         self.voice.refresh_availability()
+        view = self._model_view(name)
         if outcome == "ok":
-            self.voice.show_model_idle("")
+            view.show_model_idle("")
             self.banners.show_message(
                 "info", f"{text}. It can be chosen as the voice now.", "models"
             )
             self.statusBar().showMessage(text, 8000)
         elif outcome == "cancelled":
-            self.voice.show_model_idle(text)
+            view.show_model_idle(text)
             self.statusBar().showMessage(text, 8000)
         else:
-            self.voice.show_model_idle("")
+            view.show_model_idle("")
             what = "download" if "download" in text.lower() else "import"
-            self.banners.show_message("error", f"Seed-VC {what} failed: {text}", "models")
+            self.banners.show_message(
+                "error", f"{self._label(name)} {what} failed: {text}", "models"
+            )
 
     def _on_models_changed(self, name: str) -> None:
         self.voice.refresh_availability()
@@ -711,7 +732,9 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         event.acceptProposedAction()
-        if path.suffix.lower() == ".json":
+        if path.suffix.lower() in (".pth", ".onnx", ".index"):  # RVC voices: into the library
+            self.voice.rvc.import_files([Path(u.toLocalFile()) for u in event.mimeData().urls()])
+        elif path.suffix.lower() == ".json":
             self.presets.import_file(path)  # a dropped preset is imported, not read as audio
         else:
             self.use_reference(path)

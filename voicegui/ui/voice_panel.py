@@ -4,7 +4,8 @@ The backend and device combos apply to neural voices only; the device list shows
 machine can use once it is known (probing needs torch, so it happens off the GUI thread when a
 neural voice is first involved). When Seed-VC's weights are missing, a box offers to download
 them (after a confirmation that states size and licence) or to import them from a folder, with
-a progress bar and a Cancel button; the main window runs those in the background.
+a progress bar and a Cancel button; the main window runs those in the background. While the
+RVC voice is chosen, its voice library (``rvc_library``) shows below the voice.
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ from PySide6.QtWidgets import (
 
 from voicegui.settings import Settings
 from voicegui.ui.compute import ALWAYS, BACKENDS, DEVICES, probed_devices
-from voicegui.voices.catalog import VOICES, voice_available
+from voicegui.ui.rvc_library import RvcLibraryPanel
+from voicegui.voices.catalog import VOICES, voice_available, voice_selectable
 
 AUDIO_FILTER = "Audio files (*.wav *.flac *.ogg *.mp3 *.aiff *.aif *.opus);;All files (*)"
 TOOLTIP = Qt.ItemDataRole.ToolTipRole
@@ -132,6 +134,8 @@ class VoicePanel(QWidget):
         row.addWidget(self.loading, 1)
         self.loading_row.hide()
         self._build_model_box()
+        self.rvc = RvcLibraryPanel()
+        self.rvc.hide()
 
         self.reference = QLineEdit()
         self.reference.setReadOnly(True)
@@ -166,6 +170,7 @@ class VoicePanel(QWidget):
         form.addRow("", self.description)
         form.addRow("", self.unavailable)
         form.addRow("", self.model_box)
+        form.addRow(self.rvc)
         label = QLabel("&Backend")
         label.setBuddy(self.backend)
         form.addRow(label, self.backend)
@@ -207,6 +212,8 @@ class VoicePanel(QWidget):
         self.browse.clicked.connect(self._browse)
         self.record.clicked.connect(self.recordRequested)
         self.clear.clicked.connect(self.referenceCleared)
+        self.rvc.changed.connect(self.changed)
+        self.rvc.libraryChanged.connect(self.refresh_availability)
 
     # ---- model weights ---------------------------------------------------------------------
     def _build_model_box(self) -> None:
@@ -320,13 +327,15 @@ class VoicePanel(QWidget):
             ok, why = voice_available(name)
             self.availability[name] = (ok, why)
             self.voice.setItemData(i, info.description if ok else f"Unavailable: {why}", TOOLTIP)
-            # a disabled entry explains itself instead of disappearing
-            model.item(i).setEnabled(ok)
+            # a disabled entry explains itself instead of disappearing; one whose missing parts
+            # its own panel provides (the RVC library) stays selectable
+            model.item(i).setEnabled(ok or voice_selectable(name)[0])
             if not ok:
                 notes.append(f"{info.label}: {why}")
         self.unavailable.setText("\n".join(notes))
         self.unavailable.setVisible(bool(notes))
         self._update_model_box()
+        self.rvc.update_weights()
 
     def _on_voice(self) -> None:
         name = self.voice.currentData()
@@ -366,6 +375,7 @@ class VoicePanel(QWidget):
             self.provider.setText("not loaded yet")
         tip = "" if needs_ref else f"{label} does not use a reference clip."
         self.reference.setToolTip(tip or "The voice you want to sound like.")
+        self.rvc.setVisible(name == "rvc")
 
     # ---- compute devices ---------------------------------------------------------------------
     def _fill_devices(self) -> None:
@@ -434,6 +444,7 @@ class VoicePanel(QWidget):
             self.reference.setText(v.reference)
             self.reference.setCursorPosition(len(v.reference))
         self.clear.setEnabled(bool(v.reference))
+        self.rvc.set_settings(s)
 
     def set_running(self, running: bool) -> None:
         # the engine holds the microphone while running
