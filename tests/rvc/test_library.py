@@ -114,6 +114,28 @@ def test_header_reader_sees_what_torch_loads(voice_files):
         assert stub.shape == tuple(t.shape) and stub.dtype == str(t.dtype).removeprefix("torch.")
 
 
+def test_listing_imports_neither_torch_nor_onnx(voice_files, index_file, tmp_path):
+    """The window lists the library: reading headers must not load the neural libraries."""
+    library.import_model(voice_files[0], pitch=1.0)
+    onnx_voice = write_onnx(
+        tmp_path / "v.onnx", dim=256, rates=[10, 10, 2, 2], f0=True, metadata=None, layout="rvc"
+    )
+    library.import_model(onnx_voice)
+    code = (
+        "import sys, json; from voicegui.voices.rvc import library; "
+        "ms = library.list_models(); "
+        "print(json.dumps([[m.name, m.ok] for m in ms] + [sorted(k for k in "
+        "('torch', 'onnx', 'onnxruntime', 'faiss') if k in sys.modules)]))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    *listed, loaded = json.loads(done.stdout)
+    assert listed == [[voice_files[0].stem, True], ["v", True]] and loaded == []
+
+
 def test_index_header(index_file, voice_files):
     info = read_index_info(index_file)
     v2 = read_model_info(by_version(voice_files, "v2"))

@@ -169,6 +169,12 @@ def test_damaged_and_refused_files_are_shown_not_fatal(panel, qtbot, kit_voices,
     assert "damaged or truncated" in row(panel, "by hand")["index"]
     assert not panel.use("by hand") and "cannot be used" in panel.status.text()
 
+    # a chosen voice that is not in the library (a preset from another machine) is pointed out
+    from voicegui.settings import Settings, with_changes
+
+    panel.set_settings(with_changes(Settings(), voice={"voice": "rvc", "model": "ghost"}))
+    assert "'ghost' is not in the library" in panel.status.text()
+
     # a v1 model with the v2 index: refused with the reason
     panel.import_files([kit_voices["v1"], kit_voices["index"]])
     wait_import(panel, qtbot)

@@ -75,6 +75,7 @@ class RvcLibraryPanel(QWidget):
         self.setAccessibleName("RVC voice library")
         self.setAcceptDrops(True)
         self.models: dict[str, VoiceModel] = {}
+        self.loaded = False  # the library is read when the panel is first shown
         self._current = ""  # VoiceSettings.model
         self._pitch_value = 0.0
         self.task: Task | None = None
@@ -173,8 +174,12 @@ class RvcLibraryPanel(QWidget):
         self.import_button.clicked.connect(self._browse)
         self.remove_button.clicked.connect(self.ask_remove)
         self.pitch.valueChanged.connect(self._on_pitch)
-        self.refresh()
         self.show_model_idle()
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        if not self.loaded:
+            self.refresh()  # not at start-up: only once someone looks at the library
+        super().showEvent(event)
 
     # ---- shared weights --------------------------------------------------------------------------
     def _build_weights_box(self) -> None:
@@ -276,6 +281,7 @@ class RvcLibraryPanel(QWidget):
     def refresh(self) -> None:
         """Read the library again (headers only) and show it."""
         selected = self.selected()
+        self.loaded = True
         try:
             models = library.list_models()
         except OSError as exc:
@@ -351,7 +357,12 @@ class RvcLibraryPanel(QWidget):
             font = QFont(item.font(NAME))
             font.setBold(name == self._current)
             item.setFont(NAME, font)
-        if self._current and self._current not in self.models and not _is_path(self._current):
+        if (
+            self.loaded
+            and self._current
+            and self._current not in self.models
+            and not _is_path(self._current)
+        ):
             self.show_status(
                 f"The chosen voice '{self._current}' is not in the library.", error=True
             )
@@ -569,6 +580,8 @@ class RvcLibraryPanel(QWidget):
         self.f0.blockSignals(False)
         if v.model != self._current:
             self._current = v.model
+            if self.status.accessibleName() == "Voice library problem":
+                self.show_status("")  # an old complaint about the previous choice
             self._mark_current()
             if v.model in self.models:
                 self.select(v.model)
