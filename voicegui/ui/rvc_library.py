@@ -375,6 +375,8 @@ class RvcLibraryPanel(QWidget):
         self.pitch.blockSignals(True)
         self.pitch.setValue(m.pitch if m is not None else 0.0)
         self.pitch.blockSignals(False)
+        if m is not None and m.error:
+            self.show_status(f"'{m.name}' cannot be used: {m.error}", error=True)
 
     # ---- choosing a voice --------------------------------------------------------------------
     def use(self, name: str) -> bool:
