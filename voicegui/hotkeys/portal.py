@@ -185,9 +185,12 @@ class PortalBackend:
                 and msg.header.fields.get(_path_field()) == path
             ):
                 response, results = msg.body
+                if response == 1:
+                    raise HotkeyBackendError(
+                        "the desktop's shortcuts dialog was cancelled: no hotkeys are bound"
+                    )
                 if response != 0:
-                    why = "cancelled" if response == 1 else "refused"
-                    raise HotkeyBackendError(f"{method} was {why} in the desktop's dialog")
+                    raise HotkeyBackendError(f"the desktop refused the shortcuts ({method})")
                 return {k: v[1] for k, v in results.items()}
         raise HotkeyBackendError("stopped")
 
