@@ -74,8 +74,8 @@ def test_triggers_follow_the_xdg_shortcut_format():
 
 
 def test_bound_shortcuts_give_press_and_release(bus):
-    bindings = Bindings().with_key("push_to_talk", parse("f9")).with_key(
-        "mute", parse("ctrl+alt+m")
+    bindings = (
+        Bindings().with_key("push_to_talk", parse("f9")).with_key("mute", parse("ctrl+alt+m"))
     )
     events: list[tuple[str, bool]] = []
     got = threading.Event()

@@ -75,6 +75,7 @@ class HotkeyService:
         self.bypass_toggles = 0
         self.error = ""
         self._sent: tuple | None = None
+        self._was_listening = False  # the current listener has been heard to listen
         self._lock = threading.RLock()  # apply/pause/close from the window vs the dispatcher
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="voicegui-hotkeys", daemon=True)
@@ -152,6 +153,7 @@ class HotkeyService:
             if reprobe:
                 self._backend = None
         self.error = ""
+        self._was_listening = False
         if not self.bindings.keys:
             return
         backend = self.backend
@@ -186,6 +188,13 @@ class HotkeyService:
                     self.paused = item[1]
                     self.held = False
                 with self._lock:
+                    state = self.state()
+                if state.listening:
+                    self._was_listening = True
+                elif self._was_listening and not self.error and self.bindings.keys:
+                    self._was_listening = False
+                    self.error = "the key listener stopped; press Try again in the Hotkeys dialog"
+                    log.warning("global hotkeys: the listener stopped")
                     state = self.state()
                 if not state.listening and self.held:
                     self.held = False  # the key cannot be seen any more: it counts as released

@@ -63,6 +63,14 @@ _SHIFTED = {
     "|": "backslash", ":": "semicolon", '"': "apostrophe", "~": "grave", "<": "comma",
     ">": "period", "?": "slash",
 }  # fmt: skip
+_KEY_MODIFIER = {
+    int(K.Key_Control): Qt.KeyboardModifier.ControlModifier,
+    int(K.Key_Shift): Qt.KeyboardModifier.ShiftModifier,
+    int(K.Key_Alt): Qt.KeyboardModifier.AltModifier,
+    int(K.Key_Meta): Qt.KeyboardModifier.MetaModifier,
+    int(K.Key_Super_L): Qt.KeyboardModifier.MetaModifier,
+    int(K.Key_Super_R): Qt.KeyboardModifier.MetaModifier,
+}
 PUNCTUATION_BY_CHAR = {char: name for name, char in PUNCTUATION.items()}
 _MODIFIER_KEYS = {int(K.Key_Control), int(K.Key_Shift), int(K.Key_Alt), int(K.Key_Meta),
                   int(K.Key_Super_L), int(K.Key_Super_R), int(K.Key_AltGr)}  # fmt: skip
@@ -151,7 +159,8 @@ class ComboButton(QPushButton):
         event.accept()
         key, mods = int(event.key()), event.modifiers()
         if key in _MODIFIER_KEYS:
-            held = modifiers_from_qt(mods, self.platform)
+            # the modifier being pressed may not be in the event's modifiers yet on every system
+            held = modifiers_from_qt(mods | _KEY_MODIFIER.get(key, mods), self.platform)
             names = [label(KeyCombo("f1", frozenset({m})), self.platform).split("+")[0]
                      for m in ("ctrl", "alt", "shift", "super") if m in held]  # fmt: skip
             self.setText("+".join([*names, "…"]))
