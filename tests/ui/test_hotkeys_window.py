@@ -37,11 +37,12 @@ def test_hotkeys_set_in_the_dialog_come_back_at_the_next_start(window, qtbot):
     hk.dialog_action.trigger()
     d = hk.dialog
     assert isinstance(d, HotkeysDialog) and d.isVisible()
+    ctrl_alt = Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier
     for action, key, mods in (
         ("push_to_talk", Qt.Key.Key_F9, Qt.KeyboardModifier.NoModifier),
-        ("mute", Qt.Key.Key_M, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier),
-        ("preset_2", Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.AltModifier),
-    ):  # fmt: skip
+        ("mute", Qt.Key.Key_M, ctrl_alt),
+        ("preset_2", Qt.Key.Key_2, ctrl_alt),
+    ):
         qtbot.mouseClick(d.buttons[action], Qt.MouseButton.LeftButton)
         qtbot.keyClick(d.buttons[action], key, mods)
     d.ptt_box.setChecked(False)
