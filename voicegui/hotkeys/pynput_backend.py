@@ -286,12 +286,26 @@ class PynputBackend:
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.stop()
+            if self.kind == "X11":
+                self._wake_x11(listener)
             if listener is not threading.current_thread():
                 listener.join(2.0)
             with self._matcher_lock:
                 ended = self._matcher.release_all() if self._matcher is not None else []
             for action, pressed in ended:
                 self._emit(action, pressed)
+
+
+    def _wake_x11(self, listener: Any) -> None:
+        """pynput asks its recording connection to stop but does not flush the request, so its
+        thread waits for the next key; the same request on a connection of ours (flushed) ends
+        the recording at once."""
+        context = getattr(listener, "_context", None)
+        if context is None or self._keymap is None:
+            return
+        with contextlib.suppress(Exception), self._keymap._lock:
+            self._keymap.display.record_disable_context(context)
+            self._keymap.display.sync()
 
 
 def _wait_ready(listener: Any, timeout: float) -> bool:
