@@ -65,9 +65,10 @@ def tone(rate: int) -> np.ndarray:
 
 def tone_level(block: int, rate: int) -> tuple[float, float]:
     """The tone's RMS level in dB, and how far one block's level can stray from it: the mean of
-    sin^2 over N samples differs from 1/2 by at most 1 / (2 N sin(2 pi f / r)) (relative)."""
+    sin^2 over N samples is 1/2 - (1/2N) sum cos(2 theta_n), and that sum of cosines stepping by
+    2w (w = 2 pi f / r) is at most 1 / sin(w): relative to 1/2, 1 / (N sin(w))."""
     level = 20 * math.log10(TONE_AMPLITUDE / math.sqrt(2))
-    rel = 1.0 / (block * 2 * math.sin(2 * math.pi * TONE_HZ / rate))
+    rel = 1.0 / (block * math.sin(2 * math.pi * TONE_HZ / rate))
     return level, -10 * math.log10(1 - rel) + 0.01  # + float32 rounding of the sum
 
 
