@@ -266,3 +266,36 @@ def test_release_all_ends_a_held_push_to_talk():
     m.press("f10")
     assert sorted(m.release_all()) == [("mute", False), ("push_to_talk", False)]
     assert m.release("f9") == []
+
+
+# ---- the key tables of the Windows and macOS listeners ---------------------------------------
+
+
+def test_every_key_has_a_windows_virtual_key_and_macos_says_which_it_lacks():
+    from voicegui.hotkeys.pynput_backend import MACOS_VK, WINDOWS_VK, PynputBackend
+
+    assert set(KEYS) <= set(WINDOWS_VK.values())
+    assert PynputBackend("Windows").check(combo("ctrl+f24")) == ""
+    mac = PynputBackend("macOS")
+    lacking = [k for k in KEYS if k not in MACOS_VK.values()]
+    assert "f21" in lacking and "a" not in lacking
+    for key in lacking:
+        assert "macOS keyboards have no" in mac.check(KeyCombo(key, frozenset({"ctrl"})))
+    assert mac.check(combo("super+f5")) == ""
+    # every side-specific modifier token names a modifier the matcher knows
+    from voicegui.hotkeys.matcher import modifier_of
+
+    for table in (WINDOWS_VK, MACOS_VK):
+        for token in table.values():
+            assert token in KEYS or modifier_of(token), token
+
+
+def test_media_keys_on_macos_are_not_read_as_letters():
+    from voicegui.hotkeys.pynput_backend import vk_token
+
+    class Code:  # a pynput KeyCode as pynput's macOS side builds it for a media key
+        vk, _is_media = 0x10, True  # NX_KEYTYPE_PLAY is 16, which is kVK_ANSI_Y
+
+    assert vk_token(Code(), "macOS") is None
+    Code._is_media = False
+    assert vk_token(Code(), "macOS") == "y"

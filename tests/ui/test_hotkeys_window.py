@@ -167,3 +167,44 @@ def test_indicator_and_menu_follow_push_to_talk_mute_and_bypass(app, qtbot, jack
         hk.close()
     finally:
         close_window(w)
+
+
+def test_push_to_talk_survives_a_crashed_audio_host(app, qtbot, jack_server):
+    """The audio host is told push-to-talk again when it comes back: a restarted engine starts
+    silent, not open, and the key still opens it."""
+    import numpy as np
+
+    from tests.ui.conftest import pick_jack, start
+    from voicegui.ui.hotkeys import WindowHotkeys
+
+    w = open_window(qtbot)
+    try:
+        backend = ScriptedBackend()
+        w.hotkeys.close()
+        hk = w.hotkeys = WindowHotkeys(w, backend_factory=lambda: backend)
+        c = w.controller
+        pick_jack(w, qtbot)
+        c.change(voice={"voice": "passthrough"}, engine={"block_time": 0.01})
+        hk.apply(Bindings().with_key("push_to_talk", parse("f9")))
+        qtbot.waitUntil(lambda: hk.state is not None and hk.state.push_to_talk, timeout=3000)
+        rate = 48000
+        tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate)).astype(np.float32)
+
+        def run_tone() -> None:
+            start(w, qtbot)
+            c.engine.test_signal(tone)
+            b0 = c.host.snapshot().blocks
+            qtbot.waitUntil(lambda: c.host.snapshot().blocks > b0 + 20, timeout=5000)
+
+        run_tone()
+        assert c.host.snapshot().output_db == -120.0
+        c.host.kill()
+        qtbot.waitUntil(lambda: not c.running, timeout=5000)
+        run_tone()  # Restart: a fresh audio host process
+        assert c.host.starts == 2
+        assert c.host.snapshot().output_db == -120.0  # still push-to-talk: silent
+        backend.emit("push_to_talk", True)
+        qtbot.waitUntil(lambda: c.host.snapshot().output_db > -20, timeout=3000)
+        hk.close()
+    finally:
+        close_window(w)

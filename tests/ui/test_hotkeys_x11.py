@@ -149,8 +149,66 @@ def test_hotkeys_act_while_another_program_has_the_focus(xserver, other_window, 
     qtbot.waitUntil(lambda: window.presets.current == third, timeout=5000)
     assert c.settings.voice.pitch == wanted.voice.pitch
     assert c.settings.voice.voice == wanted.voice.voice
-    qtbot.waitUntil(lambda: c.engine.live_settings().voice.pitch == wanted.voice.pitch, timeout=5000)
+    qtbot.waitUntil(
+        lambda: c.engine.live_settings().voice.pitch == wanted.voice.pitch, timeout=5000
+    )
 
     keys = other_window.keys()
     assert {"m", "b", "3"} <= set(keys), keys
     assert other_window.has_focus()
+
+
+class Recorder:
+    """Stands for the audio host: what the hotkeys sent it."""
+
+    def __init__(self) -> None:
+        self.talk: list[tuple] = []
+        self.bypass: list[bool] = []
+
+    def set_talk(self, *args) -> None:
+        self.talk.append(args)
+
+    def set_bypass(self, on: bool) -> bool:
+        self.bypass.append(on)
+        return True
+
+
+def test_shifted_keys_and_the_keyboard_map(xserver, other_window):
+    """Keys are named by their unshifted symbol (Ctrl+Shift+1, not Ctrl+Shift+!), extra modifiers
+    do not fire toggles, and keys this keyboard lacks are refused before they are bound."""
+    from Xlib import XK
+    from Xlib.display import Display
+
+    from voicegui.hotkeys.pynput_backend import X11_KEYSYM_NAME, PynputBackend
+    from voicegui.hotkeys.service import HotkeyService
+
+    env = other_window.env
+    actions: list[str] = []
+    host = Recorder()
+    svc = HotkeyService(
+        host, on_action=actions.append, backend_factory=lambda: PynputBackend("X11")
+    )
+    try:
+        svc.apply(
+            Bindings()
+            .with_key("preset_1", parse("ctrl+shift+1"))
+            .with_key("preset_2", parse("ctrl+alt+page_up"))
+            .with_key("bypass", parse("ctrl+alt+b"))
+        )
+        assert poll(lambda: svc.state().listening)
+        xdotool(env, "key", "ctrl+shift+1", "ctrl+alt+Prior", "ctrl+alt+shift+b", "ctrl+alt+b")
+        assert poll(lambda: len(actions) == 2 and len(host.bypass) == 1), (actions, host.bypass)
+        assert actions == ["preset_1", "preset_2"] and host.bypass == [True]
+        # what the server's keyboard map has decides what the listener can see
+        d = Display(xserver)
+        for key in ("f24", "f12", "a", "page_up"):
+            keysym = XK.string_to_keysym(X11_KEYSYM_NAME[key])
+            has = bool(d.keysym_to_keycode(keysym))
+            why = svc.check(parse(f"ctrl+{key}"))
+            assert (why == "") == has, (key, why)
+            if not has:
+                assert "this keyboard has no" in why
+        d.close()
+    finally:
+        svc.close()
+    assert not svc.state().listening

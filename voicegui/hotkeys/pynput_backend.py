@@ -222,8 +222,9 @@ class PynputBackend:
                     return f"this keyboard has no {label(KeyCombo(combo.key))} key"
             except Exception:
                 return ""  # no display to ask: the status says so
-        if self.kind == "macOS" and combo.key in FUNCTION_KEYS[20:]:
-            return f"macOS has no {combo.key.upper()} key"
+        table = {"Windows": WINDOWS_VK, "macOS": MACOS_VK}.get(self.kind)
+        if table is not None and combo.key not in table.values():
+            return f"{self.kind} keyboards have no {label(KeyCombo(combo.key))} key"
         return ""
 
     # ---- listening ---------------------------------------------------------------------------
@@ -244,7 +245,9 @@ class PynputBackend:
     def start(self, bindings: Bindings, emit: Emit) -> None:
         self.stop()
         status = self.status()
-        if not status.usable and not status.needs_permission:
+        if not status.usable:
+            # macOS without the permission: a listener would hear nothing, and push-to-talk
+            # would keep the voice silent behind a key nobody sees
             raise HotkeyBackendError(status.text)
         try:
             from pynput import keyboard
@@ -294,7 +297,6 @@ class PynputBackend:
                 ended = self._matcher.release_all() if self._matcher is not None else []
             for action, pressed in ended:
                 self._emit(action, pressed)
-
 
     def _wake_x11(self, listener: Any) -> None:
         """pynput asks its recording connection to stop but does not flush the request, so its
