@@ -58,7 +58,7 @@ def start_xvfb() -> tuple[subprocess.Popen, str]:
 
 
 class FocusedWindow:
-    """Another program's window with the keyboard focus; ``keys`` collects what it receives."""
+    """Another program's window with the keyboard focus; ``received`` says what it got."""
 
     def __init__(self, display: str) -> None:
         self.env = dict(os.environ, DISPLAY=display)
@@ -81,7 +81,7 @@ class FocusedWindow:
         for line in self.proc.stdout:
             self.lines.put(line.split())
 
-    def keys(self) -> list[str]:
+    def received(self) -> list[str]:
         """Key names received so far (drains them)."""
         out = []
         while not self.lines.empty():
