@@ -96,6 +96,7 @@ def test_bound_shortcuts_give_press_and_release(bus):
         asked = {sid: props["preferred_trigger"][1] for sid, props in portal.bound}
         assert asked == {"push_to_talk": "F9", "mute": "CTRL+ALT+m"}
         assert backend.assigned == {"push_to_talk": "F9", "mute": "Ctrl+Alt+N"}
+        assert "Mute (toggle): Ctrl+Alt+N" in backend.status().detail  # the dialog shows it
         portal.press("push_to_talk", True)
         assert wait_for(lambda: ("push_to_talk", True) in events)
         portal.press("push_to_talk", False)

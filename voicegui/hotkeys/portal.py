@@ -19,7 +19,6 @@ import logging
 import os
 import secrets
 import threading
-import time
 from typing import Any
 
 from voicegui.hotkeys.backend import BackendStatus, Emit, HotkeyBackendError
@@ -114,7 +113,15 @@ class PortalBackend:
         text = f"Global hotkeys: Wayland (desktop portal, GlobalShortcuts v{self.version})"
         if self._state == "binding":
             text += " - confirm the shortcuts in the desktop's dialog"
-        return BackendStatus("Wayland", True, text)
+        detail = ""
+        if self.assigned:
+            keys = "; ".join(
+                f"{ACTION_IDS[a].label}: {t or 'none'}"
+                for a, t in self.assigned.items()
+                if a in ACTION_IDS
+            )
+            detail = f"The desktop chose these keys (change them in its settings): {keys}"
+        return BackendStatus("Wayland", True, text, detail=detail)
 
     def check(self, combo: KeyCombo) -> str:
         return ""  # the compositor decides, and may offer other keys
@@ -162,7 +169,7 @@ class PortalBackend:
     ) -> dict:
         """Call a portal method that answers through a Request's Response signal."""
         from jeepney import DBusAddress, MatchRule, new_method_call
-        from jeepney.low_level import MessageType
+        from jeepney.low_level import HeaderFields, MessageType
 
         path = self._request_path(conn, token)
         rule = MatchRule(type="signal", interface=REQUEST, member="Response", path=path)
@@ -182,7 +189,7 @@ class PortalBackend:
                 continue
             if (
                 msg.header.message_type == MessageType.signal
-                and msg.header.fields.get(_path_field()) == path
+                and msg.header.fields.get(HeaderFields.path) == path
             ):
                 response, results = msg.body
                 if response == 1:
@@ -244,9 +251,13 @@ class PortalBackend:
                 if member not in ("Activated", "Deactivated") or msg.body[0] != self._session:
                     continue
                 action, down = str(msg.body[1]), member == "Activated"
-                if action in ACTION_IDS:
-                    held.add(action) if down else held.discard(action)
-                    emit(action, down)
+                if action not in ACTION_IDS:
+                    continue
+                if down:
+                    held.add(action)
+                else:
+                    held.discard(action)
+                emit(action, down)
             for action in held:
                 emit(action, False)  # a held push-to-talk ends with the listener
         except Exception as exc:
@@ -275,15 +286,8 @@ class PortalBackend:
             if self._session:
                 addr = DBusAddress(self._session, bus_name=BUS_NAME, interface=SESSION)
                 conn.send(new_method_call(addr, "Close"))
-                time.sleep(0.01)
         except Exception:
             pass
         finally:
             self._session = ""
             conn.close()
-
-
-def _path_field() -> Any:
-    from jeepney.low_level import HeaderFields
-
-    return HeaderFields.path
