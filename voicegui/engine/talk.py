@@ -1,7 +1,7 @@
 """Push-to-talk and mute: an output gain that opens and closes with a short raised-cosine ramp.
 
 ``TalkControl`` holds what the user asks for (push-to-talk on, its key held, muted); any thread
-sets it (one attribute write each). ``OutputGate`` runs on the block thread: once per block it
+sets it (one reference swap). ``OutputGate`` runs on the block thread: once per block it
 reads whether the output should be open and moves the gain toward it by one ramp step per sample,
 multiplying the output block in place. The ramp table is built once; an open gate at rest costs
 one comparison and touches no sample, a closed one zero-fills the block.
@@ -17,19 +17,33 @@ RAMP_TIME = 0.015  # s from silent to full (and back): short enough to catch the
 
 
 class TalkControl:
-    """What the output gate should do; written by the command thread, read by the block thread."""
+    """What the output gate should do; written by the command thread, read by the block thread.
+
+    The three switches live in one tuple swapped as a whole, so the block thread never sees a
+    mix of an old and a new request."""
 
     def __init__(self) -> None:
-        self.push_to_talk = False  # the voice is heard only while the key is held
-        self.held = False  # the push-to-talk key is down
-        self.muted = False
+        self._state = (False, False, False)  # push-to-talk on, its key held, muted
+
+    @property
+    def push_to_talk(self) -> bool:
+        return self._state[0]
+
+    @property
+    def held(self) -> bool:
+        return self._state[1]
+
+    @property
+    def muted(self) -> bool:
+        return self._state[2]
 
     @property
     def open(self) -> bool:
-        return not self.muted and (self.held or not self.push_to_talk)
+        push_to_talk, held, muted = self._state
+        return not muted and (held or not push_to_talk)
 
     def set(self, push_to_talk: bool, held: bool, muted: bool) -> None:
-        self.push_to_talk, self.held, self.muted = bool(push_to_talk), bool(held), bool(muted)
+        self._state = (bool(push_to_talk), bool(held), bool(muted))
 
     def state(self) -> dict:
         return {"push_to_talk": self.push_to_talk, "held": self.held, "muted": self.muted}
