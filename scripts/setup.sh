@@ -14,6 +14,8 @@ APT_PACKAGES=(
   jackd2                               # JACK server (dummy driver for tests and the loopback bench)
   espeak-ng                            # speech for tests
   xvfb xauth                           # a virtual screen for the real-window test
+  xdotool dbus                         # hotkey tests: keys typed into another window; a D-Bus
+  gcc libc6-dev linux-libc-dev python3-dev  # pynput needs evdev on Linux, built from source
   # what Qt's xcb platform plugin loads
   libxcb1 libx11-xcb1 libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0
   libxcb-render0 libxcb-render-util0 libxcb-shape0 libxcb-shm0 libxcb-sync1 libxcb-util1

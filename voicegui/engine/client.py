@@ -95,6 +95,7 @@ class AudioHost:
         self.exit_reason = ""
         self.starts = 0
         self._voices: dict[int, RemoteVoice] = {}
+        self._talk: tuple[bool, bool, bool] | None = None  # push-to-talk, held, muted (last sent)
 
     # ---- lifecycle ---------------------------------------------------------------------------
     @property
@@ -122,6 +123,10 @@ class AudioHost:
         self._dead, self._closing, self.exit_reason = False, False, ""
         self._voices.clear()
         self.starts += 1
+        if self._talk is not None:
+            # a fresh process after a crash: push-to-talk and mute hold before any engine starts
+            # (commands run in order; the answer to this one is not waited for)
+            ours.send((next(self._ids), "talk", self._talk))
         threading.Thread(
             target=self._read, args=(proc, ours), name="voicegui-host-reader", daemon=True
         ).start()
@@ -254,6 +259,17 @@ class AudioHost:
     def snapshot(self) -> MetricsSnapshot:
         self.metrics.refresh()
         return self.metrics.snapshot
+
+    # ---- push-to-talk, mute, bypass (from any thread, e.g. a hotkey listener) ----------------
+    def set_talk(self, push_to_talk: bool, held: bool, muted: bool) -> dict:
+        """Gate the output: silent unless the push-to-talk key is held (when push-to-talk is on),
+        and silent while muted. Kept here and sent again to a restarted audio host."""
+        self._talk = (bool(push_to_talk), bool(held), bool(muted))
+        return self.call("talk", *self._talk)
+
+    def set_bypass(self, on: bool) -> bool:
+        """Bypass on or off in the running engine now; False when no engine runs."""
+        return bool(self.call("engine_bypass", bool(on)))
 
     # ---- recording the voice (the engine must run) -------------------------------------------
     def record_start(

@@ -26,6 +26,7 @@ import numpy as np
 
 from voicegui.engine.metrics import Metrics
 from voicegui.engine.metrics_board import MetricsBoard
+from voicegui.engine.talk import TalkControl
 from voicegui.settings import AudioSettings, DeviceRef, Settings, VoiceSettings
 
 log = logging.getLogger("voicegui.host")
@@ -51,6 +52,7 @@ class HostService:
         self.player: Any = None
         self.take: Any = None  # the recording of the voice (engine/recording.py)
         self.last_take: dict | None = None  # what the last one recorded
+        self.talk = TalkControl()  # push-to-talk and mute: outlives engines and restarts
         self.idle_metrics = Metrics()
         self.ports_before: set[str] | None = None
         self._published_at = 0.0
@@ -266,6 +268,7 @@ class HostService:
         self.do_meter_close()  # the engine takes the microphone
         eng = RealtimeEngine(settings, self.voices[vid], reference=None, on_event=self.event)
         eng.after_block = self._publish_from_block_thread
+        eng.talk = self.talk
         on_jack = settings.audio.input.hostapi == JACK_HOSTAPI
         # the JACK ports that exist before this engine's (for the loopback measurement)
         self.ports_before = set(_jack_ports()) if on_jack else None
@@ -321,6 +324,20 @@ class HostService:
             eng.stop(reason)
             self.idle_metrics = eng.metrics  # the graph keeps the last run's picture
             self.publish()
+
+    def do_talk(self, push_to_talk: bool, held: bool, muted: bool) -> dict:
+        """Push-to-talk and mute (the output gate ramps to it within the next block)."""
+        self.talk.set(push_to_talk, held, muted)
+        return self.talk.state()
+
+    def do_engine_bypass(self, on: bool) -> bool:
+        """Bypass on or off between blocks (a hotkey); False when no engine runs."""
+        eng = self.engine
+        if eng is None:
+            return False
+        s = eng.settings
+        eng.update(replace(s, engine=replace(s.engine, bypass=bool(on))))
+        return True
 
     def do_engine_info(self) -> dict:
         return self._engine_info()

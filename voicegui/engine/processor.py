@@ -1,6 +1,6 @@
 """One block through the whole chain: gain -> denoise -> gate -> resample -> frame -> voice ->
-SOLA -> resample -> bypass/error mix -> gain. Shared by the live engine and the offline (virtual
-clock) path, so both do exactly the same thing.
+SOLA -> resample -> bypass/error mix -> push-to-talk/mute -> gain. Shared by the live engine and
+the offline (virtual clock) path, so both do exactly the same thing.
 
 The noise suppressor exists only once it has been switched on: with it off from the start, the
 chain is the same arithmetic as without it (bit for bit). Switched on live, it joins with its fixed
@@ -23,6 +23,7 @@ from voicegui.engine.gate import Gate
 from voicegui.engine.metrics import LatencyBudget, Metrics, level_db
 from voicegui.engine.resample import StreamResampler, block_quantum
 from voicegui.engine.sola import Sola, equal_power_fades
+from voicegui.engine.talk import OutputGate
 from voicegui.settings import EngineSettings, Settings, VoiceSettings
 from voicegui.voices.base import BlockInfo, Voice
 
@@ -109,6 +110,7 @@ class BlockProcessor:
         self._latency: LatencyBudget | None = None  # cached: it only changes with the geometry
         self.denoiser: Denoiser | None = None  # created when noise suppression is first on
         self._spare_denoiser: Denoiser | None = None  # built by ``request``, off the block thread
+        self.output_gate: OutputGate | None = None  # push-to-talk and mute (the live engine's)
         self._build(settings)
         voice.update(voice_params(settings.voice, settings.engine))
 
@@ -284,6 +286,8 @@ class BlockProcessor:
             source = "wet"
         signals = {"wet": wet, "dry": dry, "silence": None}
         out = self._mix(signals, source)
+        if self.output_gate is not None:
+            self.output_gate.apply(out)
         out *= self.out_gain
         np.clip(out, -1.0, 1.0, out=out)
 

@@ -21,6 +21,7 @@ from voicegui.audio.io import AudioIO, OutputSink, fill_floor
 from voicegui.engine.metrics import Metrics, MetricsSnapshot
 from voicegui.engine.priority import Priority, normal_thread, request_realtime
 from voicegui.engine.processor import BlockProcessor
+from voicegui.engine.talk import OutputGate, TalkControl
 from voicegui.settings import Settings, needs_restart
 from voicegui.voices.base import Voice
 from voicegui.voices.catalog import voice_identity
@@ -63,6 +64,7 @@ class RealtimeEngine:
         self.rate_note: str | None = None
         self.dropped_blocks = 0
         self.stream_opens = 0  # how often the streams were opened (a restart opens them again)
+        self.talk = TalkControl()  # push-to-talk and mute; the audio host shares its own
         self.block_hook: Callable[[np.ndarray], None] | None = None  # sees each input block
         self.output_hook: Callable[[np.ndarray], None] | None = None  # may add to each output
         # sees (input block, output block) after each block, e.g. to record them; must only copy
@@ -107,6 +109,7 @@ class RealtimeEngine:
         if self._reference is not None:
             self._voice.prepare(*self._reference)
         self.proc = BlockProcessor(self._voice, s, rate, self.metrics)
+        self.proc.output_gate = OutputGate(self.talk, rate)
         block = self.proc.block_dev
         self.io = AudioIO(
             s.audio,

@@ -40,6 +40,7 @@ from voicegui.ui.controller import WAIT_KEY, Controller
 from voicegui.ui.controls import ControlsPanel
 from voicegui.ui.device_panel import DevicePanel
 from voicegui.ui.graph import GraphPanel
+from voicegui.ui.hotkeys import WindowHotkeys
 from voicegui.ui.icon import app_icon
 from voicegui.ui.models import ModelManager, download_summary
 from voicegui.ui.presets_panel import PresetsPanel
@@ -111,6 +112,7 @@ class MainWindow(QMainWindow):
         self.download_box: QMessageBox | None = None  # the open download confirmation
         self._transfer = MODEL  # the model whose weights are being transferred
         self._probe: Task | None = None
+        self.hotkeys = WindowHotkeys(self)  # global hotkeys: push-to-talk, mute, bypass, ...
 
         # ---- transport bar -------------------------------------------------------------------
         self.start_button = QPushButton("Start")
@@ -144,6 +146,7 @@ class MainWindow(QMainWindow):
         bar.addWidget(self.bypass_button)
         bar.addWidget(self.record_button)
         bar.addWidget(self.record_label)
+        bar.addWidget(self.hotkeys.indicator)
         spacer = QWidget()
         spacer.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         bar.addWidget(spacer)
@@ -241,6 +244,8 @@ class MainWindow(QMainWindow):
         audio = self.menuBar().addMenu("&Audio")
         audio.addAction(self.start_action)
         audio.addAction(self.bypass_action)
+        for a in (self.hotkeys.mute_action, self.hotkeys.ptt_action, self.hotkeys.dialog_action):
+            audio.addAction(a)
         audio.addSeparator()
         for a in (self.record_action, self.record_dry_action, self.record_flac_action,
                   folder_choice, recordings_action):  # fmt: skip
@@ -765,6 +770,8 @@ class MainWindow(QMainWindow):
         if isinstance(last, str) and last:
             self.presets.current = last
             self.presets.select(last)
+        for note in self.hotkeys.restore(data.get("hotkeys")):
+            self.show_notice("warning", note, f"hotkeys:{note}")
 
     def state_data(self) -> dict:
         return {
@@ -775,9 +782,14 @@ class MainWindow(QMainWindow):
                 "dry": self.controller.record_dry,
                 "format": self.controller.record_format,
             },
+            "hotkeys": self.hotkeys.to_dict(),
             "geometry": bytes(self.saveGeometry().toBase64()).decode("ascii"),
             "window_state": bytes(self.saveState().toBase64()).decode("ascii"),
         }
+
+    def request_save(self) -> None:
+        """Save the app state soon (changes that come in bursts are saved once)."""
+        self._save_timer.start()
 
     def save_state(self) -> None:
         try:
@@ -789,6 +801,7 @@ class MainWindow(QMainWindow):
         self._save_timer.stop()
         self.save_state()
         self.models.cancel()
+        self.hotkeys.close()
         self.controller.shutdown()
         super().closeEvent(event)
 
