@@ -33,6 +33,7 @@ import contextlib
 import os
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,7 @@ SINK_NAME = "voicegui_virtual_mic_sink"
 SOURCE_NAME = "voicegui_virtual_mic"
 SINK_DESCRIPTION = "voicegui (into the virtual microphone)"
 CONNECT_TIMEOUT = 2.0  # s to reach the sound server
+CONNECT_SLICE = 0.05
 LOCK_NAME = "voicegui-virtual-mic.lock"
 
 MISSING_SERVER = (
@@ -71,12 +73,20 @@ def _pulse(name: str = "voicegui") -> Any:
         raise VirtualMicError(
             "Send to apps needs libpulse (Debian/Ubuntu: apt install libpulse0)"
         ) from exc
-    try:
-        pulse = pulsectl.Pulse(name, connect=False)
-        pulse.connect(autospawn=False, timeout=CONNECT_TIMEOUT)
-    except Exception as exc:  # PulseError: no server, or it did not answer
-        raise VirtualMicError(MISSING_SERVER) from exc
-    return pulse
+    pulse = pulsectl.Pulse(name, connect=False)
+    # pulsectl's connect(timeout=T) always waits all of T, even once connected: try in short
+    # slices instead. No server at all fails at once (before the slice is over).
+    deadline = time.monotonic() + CONNECT_TIMEOUT
+    while True:
+        t0 = time.monotonic()
+        try:
+            pulse.connect(autospawn=False, timeout=CONNECT_SLICE)
+            return pulse
+        except pulsectl.PulseError as exc:
+            now = time.monotonic()
+            if now - t0 < CONNECT_SLICE or now > deadline:
+                pulse.close()
+                raise VirtualMicError(MISSING_SERVER) from exc
 
 
 def _sink_args() -> str:

@@ -18,7 +18,7 @@ import numpy as np
 
 from voicegui.audio.devices import choose_sample_rate, find_device, list_devices
 from voicegui.audio.io import AudioIO, OutputSink, fill_floor
-from voicegui.audio.virtual_mic import route_for
+from voicegui.audio.virtual_mic import route_for, supported
 from voicegui.engine.metrics import Metrics, MetricsSnapshot
 from voicegui.engine.priority import Priority, normal_thread, request_realtime
 from voicegui.engine.processor import BlockProcessor
@@ -94,7 +94,7 @@ class RealtimeEngine:
         try:
             input_dev = find_device(s.audio.input, "input")
             output_env: tuple[tuple[str, str], ...] = ()
-            if s.audio.virtual_mic:  # the voice goes to the virtual microphone's sink
+            if s.audio.virtual_mic and supported():  # the voice goes to the virtual mic's sink
                 output_dev, route = route_for(list_devices("output"))
                 output_env = route.play_env
             else:
