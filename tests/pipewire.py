@@ -125,9 +125,10 @@ class PipeWire:
             env=self._full_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
         time.sleep(seconds)
-        proc.send_signal(signal.SIGINT)  # pw-record finishes the file's header on SIGINT
+        # pw-record finishes the file's header on SIGINT (and then exits with status 1)
+        proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=10)
-        assert proc.returncode == 0, err.decode(errors="replace")
+        assert path.exists(), err.decode(errors="replace")
         data, sr = sf.read(str(path), dtype="float32")
         assert sr == rate
         return data.reshape(-1)
