@@ -3,8 +3,8 @@
 ``pipewire_server`` starts D-Bus, PipeWire, WirePlumber and pipewire-pulse in a runtime folder of
 their own (so a desktop's own sound server is never touched), points this process's environment
 at it (a process spawned afterwards, like the audio host, inherits it), and stops it all after the
-test. PipeWire's dummy driver clocks the graph. Use it in a test module with
-``from tests.pipewire import pipewire_server  # noqa: F401`` or through ``PipeWire.start()``.
+test. PipeWire's dummy driver clocks the graph. tests/conftest.py makes the fixture available
+to every test; ``PipeWire.start()`` gives the same stack outside a fixture.
 """
 
 from __future__ import annotations

@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.pipewire import pipewire_server  # noqa: F401 (the fixture)
 from voicegui.audio.virtual_mic import DISPLAY_NAME, SINK_NAME, SOURCE_NAME
 from voicegui.engine.client import AudioHost, RemoteEngine
 from voicegui.settings import DeviceRef, Settings, with_changes
