@@ -185,6 +185,7 @@ class Controller(QObject):
         self._wanted: VoiceRequest | None = None  # the newest voice request not yet answered
         self._load_task: Task | None = None
         self._vmic_task: Task | None = None
+        self._vmic_switched = 0  # times the switch moved (a start-up answer after it is stale)
         self._start_wanted = False  # Start was pressed and waits for the voice
         self._voice_errors = 0
         self._deferred_notice: tuple[str, str] | None = None
@@ -346,6 +347,7 @@ class Controller(QObject):
         once its streams left it). Refused: the switch stays off, a banner says what is
         missing."""
         on = new.audio.virtual_mic
+        self._vmic_switched += 1  # what the start-up check finds is out of date now
         if not supported():
             return replace(new, audio=replace(new.audio, virtual_mic=False))
         if not on and self.engine is not None:
@@ -368,14 +370,18 @@ class Controller(QObject):
         one a crashed run left behind reused, or removed)."""
         if not supported():
             return
-        host, audio = self.host, self._settings.audio
+        host, audio, switched = self.host, self._settings.audio, self._vmic_switched
         task = Task(lambda _t: host.virtual_mic(audio.virtual_mic, audio),
                     name="voicegui-virtual-mic", parent=self)  # fmt: skip
-        task.succeeded.connect(self.virtualMicChanged.emit)
-        task.failed.connect(self._virtual_mic_failed)
+        task.succeeded.connect(
+            lambda state: switched == self._vmic_switched and self.virtualMicChanged.emit(state)
+        )
+        task.failed.connect(
+            lambda text, exc: switched == self._vmic_switched and self._virtual_mic_failed(exc)
+        )
         self._vmic_task = task.start()
 
-    def _virtual_mic_failed(self, _text: str, exc: BaseException) -> None:
+    def _virtual_mic_failed(self, exc: BaseException) -> None:
         # the switch turns off (pressing it again tries again) and its line says why
         if self._settings.audio.virtual_mic:
             self.apply(replace(self._settings, audio=replace(self._settings.audio,
