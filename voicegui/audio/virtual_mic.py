@@ -104,7 +104,7 @@ def _source_args() -> str:
 
 def _lock_path() -> Path:
     runtime = os.environ.get("XDG_RUNTIME_DIR")  # the user's own, as the sound server's socket
-    if runtime:
+    if runtime and Path(runtime).is_dir():
         return Path(runtime) / LOCK_NAME
     return Path(tempfile.gettempdir()) / f"{LOCK_NAME}.{os.getuid()}"
 

@@ -26,6 +26,7 @@ import numpy as np
 
 from voicegui.engine.metrics import Metrics
 from voicegui.engine.metrics_board import MetricsBoard
+from voicegui.engine.send_to_apps import SendToApps
 from voicegui.settings import AudioSettings, DeviceRef, Settings, VoiceSettings
 
 log = logging.getLogger("voicegui.host")
@@ -53,8 +54,7 @@ class HostService:
         self.last_take: dict | None = None  # what the last one recorded
         self.idle_metrics = Metrics()
         self.ports_before: set[str] | None = None
-        self.vmic: Any = None  # audio/virtual_mic.VirtualMic, once "Send to apps" was used
-        self.vmic_state: dict = {"on": False}  # what the window shows (see do_virtual_mic)
+        self.send_to_apps = SendToApps()  # the virtual microphone (Linux)
         self._published_at = 0.0
         self._idle = threading.Event()  # no engine runs: the publisher thread works
         self._idle.set()
@@ -140,7 +140,7 @@ class HostService:
         self._idle.set()
         with self._lock:
             for closer in (self.do_engine_stop, self.do_meter_close, self.do_recorder_stop,
-                           self.do_player_stop, self._virtual_mic_quit):  # fmt: skip
+                           self.do_player_stop, self.send_to_apps.quit):  # fmt: skip
                 try:
                     closer()
                 except Exception:
@@ -259,7 +259,7 @@ class HostService:
             # what the block thread applies now (settings change between blocks)
             "live_settings": eng.proc.settings if eng.proc is not None else None,
             "block_dev": eng.proc.block_dev if eng.proc is not None else 0,
-            "virtual_mic": self.vmic_state,
+            "virtual_mic": self.send_to_apps.state,
         }
 
     def do_engine_start(self, settings: Settings, vid: int) -> dict:
@@ -269,7 +269,7 @@ class HostService:
         self.do_meter_close()  # the engine takes the microphone
         eng = RealtimeEngine(settings, self.voices[vid], reference=None, on_event=self.event)
         eng.after_block = self._publish_from_block_thread
-        eng.route_latency = self._virtual_mic_for(settings.audio)
+        eng.route_latency = self.send_to_apps.before_streams(settings.audio)
         on_jack = settings.audio.input.hostapi == JACK_HOSTAPI
         # the JACK ports that exist before this engine's (for the loopback measurement)
         self.ports_before = set(_jack_ports()) if on_jack else None
@@ -288,10 +288,9 @@ class HostService:
         eng = self.engine
         if eng is None:
             raise RuntimeError("the engine is not running")
-        eng.route_latency = self._virtual_mic_for(settings.audio, check=False)
+        eng.route_latency = self.send_to_apps.before_streams(settings.audio, check=False)
         restarted = eng.update(settings)
-        if not settings.audio.virtual_mic and self.vmic is not None and self.vmic.owned:
-            self.do_virtual_mic(False)  # the streams left it: switched off
+        self.send_to_apps.after_streams(settings.audio)
         self._check_take_rate()
         self.publish()
         return restarted, self._engine_info()
@@ -339,86 +338,18 @@ class HostService:
             raise RuntimeError("the engine is not running")
         eng.block_hook = None if audio is None else _looping_input(audio)
 
-    # ---- "Send to apps": the virtual microphone (Linux) ---------------------------------------
+    # ---- "Send to apps": the virtual microphone (Linux; engine/send_to_apps.py) -------------
+    def _plays_into_virtual_mic(self) -> bool:
+        return self.engine is not None and self.engine.settings.audio.virtual_mic
+
     def do_virtual_mic(self, on: bool, audio: AudioSettings | None = None) -> dict:
-        """Make (or reuse) the virtual microphone, or remove it (one left behind by a crash
-        too). A new one's latency is measured with ``audio``'s rate and latency before any voice
-        plays into it. Returns the state the window shows (see ``_vmic_status``)."""
-        from voicegui.audio import virtual_mic
-
-        if not virtual_mic.supported():
-            self.vmic_state = {"on": False, "error": "", "message": ""}
-            return self.vmic_state
-        if self.vmic is None:
-            self.vmic = virtual_mic.VirtualMic()
-        if not on:
-            eng = self.engine
-            if eng is not None and eng.settings.audio.virtual_mic:
-                raise RuntimeError("the voice changer is playing into the virtual microphone")
-            what = self.vmic.off()
-            log.info("virtual microphone off: %s", what)
-            self.vmic_state = {"on": False, "error": "", "message": "",
-                               "removed_leftover": what == "removed"}  # fmt: skip
-            return self.vmic_state
-        try:
-            what = self.vmic.on()
-            log.info("virtual microphone on: %s (%s)", what, self.vmic.server)
-            if what != "on" or "measured" not in self.vmic_state:
-                self.vmic_state = {"on": True, "what": what, "server": self.vmic.server,
-                                   "error": "", "measured": self._measure_route(audio)}  # fmt: skip
-        except virtual_mic.VirtualMicError as exc:
-            self.vmic_state = {"on": False, "error": str(exc), "message": str(exc)}
-            raise
-        self.vmic_state["message"] = _vmic_status(self.vmic_state)
-        return self.vmic_state
-
-    def _measure_route(self, audio: AudioSettings | None) -> dict:
-        from voicegui.audio.devices import list_devices
-        from voicegui.audio.route_latency import measure_route
-        from voicegui.audio.virtual_mic import route_for
-
-        audio = audio or AudioSettings()
-        device, route = route_for(list_devices("output"))  # raises saying what is missing
-        try:
-            result = measure_route(route, device, audio.sample_rate, audio.latency)
-        except Exception as exc:  # a device that refuses the rate, ...: the route still works
-            log.warning("measuring the virtual microphone failed: %s", exc)
-            return {"measured_ms": None, "error": str(exc)}
-        log.info("virtual microphone route: %s", result)
-        return result
+        return self.send_to_apps.switch(on, audio, self._plays_into_virtual_mic())
 
     def do_virtual_mic_state(self) -> dict:
-        return self.vmic_state
+        return self.send_to_apps.state
 
     def do_virtual_mic_measure(self, audio: AudioSettings | None = None) -> dict:
-        """Measure the way to the virtual microphone again (pulses, ~0.6 s); not while the
-        voice plays into it (the pulses would mix with the voice)."""
-        eng = self.engine
-        if eng is not None and eng.settings.audio.virtual_mic:
-            raise RuntimeError("stop the voice changer to measure the virtual microphone")
-        if not self.vmic_state.get("on"):
-            raise RuntimeError("the virtual microphone is off")
-        self.vmic_state["measured"] = self._measure_route(audio)
-        self.vmic_state["message"] = _vmic_status(self.vmic_state)
-        return self.vmic_state
-
-    def _virtual_mic_for(self, audio: AudioSettings, check: bool = True) -> float:
-        """Before streams open with ``audio``: the virtual microphone they play into exists
-        (``check``: ask the server again even if it was made); returns its latency part (s).
-        The first use in this process also removes one that a crashed run left behind while
-        the switch is off."""
-        if audio.virtual_mic:
-            if check or not (self.vmic is not None and self.vmic.owned):
-                self.do_virtual_mic(True, audio)
-            return _route_part(self.vmic_state.get("measured") or {})
-        if self.vmic is None and os.name == "posix":
-            with contextlib.suppress(Exception):
-                self.do_virtual_mic(False)
-        return 0.0
-
-    def _virtual_mic_quit(self) -> None:
-        if self.vmic is not None and self.vmic.owned:
-            log.info("virtual microphone at exit: %s", self.vmic.off())
+        return self.send_to_apps.measure(audio, self._plays_into_virtual_mic())
 
     # ---- recording the voice -----------------------------------------------------------------
     def do_record_start(
@@ -566,28 +497,6 @@ def _jack_ports() -> list[str]:
         return jack.ports()
     except Exception:
         return []
-
-
-def _route_part(measured: dict) -> float:
-    """What the virtual microphone adds after the output device (s): the measured trip less the
-    buffer PortAudio reports for the output stream (device out), never below 0."""
-    total = measured.get("measured_ms")
-    if total is None:
-        return 0.0
-    return max(0.0, total - measured.get("player_reported_ms", 0.0)) / 1e3
-
-
-def _vmic_status(state: dict) -> str:
-    """The line the window and `voicegui live` show while the virtual microphone is on."""
-    from voicegui.audio.virtual_mic import DISPLAY_NAME
-
-    text = f'In Discord, OBS or a browser, choose "{DISPLAY_NAME}" as the microphone.'
-    measured = state.get("measured") or {}
-    if measured.get("measured_ms") is not None:
-        text += f" It adds {_route_part(measured) * 1e3:.1f} ms."
-    if state.get("what") == "reused":
-        text += " (Kept the one a previous run left behind.)"
-    return text
 
 
 def _looping_input(audio: np.ndarray):
