@@ -29,7 +29,14 @@ APT_PACKAGES=(
   libasound2 libx11-6 libfreetype6 libexpat1
   binutils                             # strip and readelf, for smaller bundles (packaging/)
   desktop-file-utils                   # the bundle smoke test validates the installed menu entry
+  libpulse0                            # Send to apps (Linux): the virtual microphone (pulsectl)
 )
+if [ "$WITH_TEST" = 1 ]; then
+  # A headless PipeWire for the Send to apps tests: its Pulse server, session manager and the
+  # D-Bus it needs; pipewire-alsa is the ALSA device PortAudio reaches it by; pw-record and pactl
+  # play the other program. Only with --test: pipewire-alsa replaces a PulseAudio desktop's own.
+  APT_PACKAGES+=(pipewire pipewire-pulse wireplumber pipewire-alsa pipewire-bin pulseaudio-utils dbus)
+fi
 
 missing=()
 if command -v dpkg-query >/dev/null 2>&1; then

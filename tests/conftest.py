@@ -11,6 +11,7 @@ import pytest
 from tests.signals import espeak
 
 JACK = "JACK Audio Connection Kit"
+pytest_plugins = ["tests.pipewire"]  # the pipewire_server fixture: a headless PipeWire server
 OUTPUT_DIR = Path(__file__).resolve().parent.parent / "test-output"
 
 

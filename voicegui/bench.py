@@ -179,3 +179,24 @@ def clicks_through(engine, seconds: float, clicks: int = 5) -> dict:
         "dropped_blocks": snap.dropped_blocks,
         "compute": engine.metrics.compute_percentiles(),
     }
+
+
+def bench_virtual_mic(settings: Settings) -> dict:
+    """The latency the virtual microphone ("Send to apps", Linux) adds: made for the measurement
+    (or one left behind is taken over), pulses through it at the settings' rate and device
+    latency, removed after."""
+    from voicegui.audio.devices import list_devices
+    from voicegui.audio.route_latency import measure_route
+    from voicegui.audio.virtual_mic import VirtualMic, route_for
+
+    vmic = VirtualMic()
+    what = vmic.on()
+    try:
+        device, route = route_for(list_devices("output"))
+        result = measure_route(route, device, settings.audio.sample_rate, settings.audio.latency)
+    finally:
+        vmic.off()
+    total = result["measured_ms"]
+    adds = None if total is None else max(0.0, total - result["player_reported_ms"])
+    return {"device": what, "server": vmic.server, "route": route.device, "adds_ms": adds,
+            **result}  # fmt: skip

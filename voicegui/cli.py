@@ -175,6 +175,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         result = bench.bench_jack(settings, args.seconds, period=args.period)
     else:
         result = bench.bench_offline(settings, args.seconds, args.rate)
+    if args.virtual_mic:
+        result["virtual_mic"] = bench.bench_virtual_mic(settings)
     text = json.dumps(result, indent=2)
     if args.out:
         Path(args.out).write_text(text + "\n", encoding="utf-8")
@@ -185,7 +187,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_live(args: argparse.Namespace) -> int:
     from voicegui.live import live_settings, run_live
 
-    settings = live_settings(settings_from_args(args), args.input, args.output, args.monitor)
+    settings = live_settings(
+        settings_from_args(args), args.input, args.output, args.monitor, args.virtual_mic
+    )
     return run_live(settings, args.seconds, record=args.record, record_dry=args.record_dry)
 
 
@@ -216,6 +220,12 @@ def build_parser() -> argparse.ArgumentParser:
     lv.add_argument("--input", help="HOSTAPI:NAME of the microphone (default: the system's)")
     lv.add_argument("--output", help="HOSTAPI:NAME of the output")
     lv.add_argument("--monitor", help="HOSTAPI:NAME of a second output hearing the same voice")
+    lv.add_argument(
+        "--virtual-mic",
+        action="store_true",
+        help="send the voice to apps: on Linux a virtual microphone for the run (removed on exit); "
+        "on Windows/macOS an installed virtual cable (VB-CABLE, BlackHole, ...) as the output",
+    )
     lv.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
     lv.add_argument("--record", metavar="FILE", help="record the voice to FILE (.wav or .flac)")
     lv.add_argument(
@@ -244,6 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--period", type=int, default=256, help="JACK period in frames if a server is started"
     )
     b.add_argument("--monitor", action="store_true", help="with --gui: monitor output on too")
+    b.add_argument(
+        "--virtual-mic",
+        action="store_true",
+        help="also measure the latency the virtual microphone (Send to apps, Linux) adds",
+    )
     b.add_argument("--out", help="also write the JSON to this file")
     _add_tuning(b)
     b.set_defaults(func=cmd_bench)

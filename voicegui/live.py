@@ -55,6 +55,9 @@ def run_live(
             reference = (to_mono(data), sr)
         try:
             host.ensure()
+            settings = _send_to_apps(host, settings, err)
+            if settings is None:
+                return 2
             if info is not None and (info.neural or info.needs_reference):
                 print(f"Loading {info.label}…", file=err, flush=True)
                 voice = host.build_voice(settings.voice, reference, None, reference is not None)
@@ -67,6 +70,9 @@ def run_live(
             return 2
         if engine.rate_note:
             print(f"note: {engine.rate_note}", file=err)
+        vmic = engine.info.get("virtual_mic") or {}
+        if vmic.get("on"):
+            print(vmic["message"], file=err, flush=True)
         recording: dict | None = None
         if record:
             try:
@@ -117,6 +123,8 @@ def run_live(
         }
         if recording is not None:
             summary["recording"] = recording
+        if vmic.get("on"):
+            summary["virtual_mic"] = {k: vmic.get(k) for k in ("what", "server", "measured")}
         print(json.dumps(summary, indent=2), file=out)
         return 0 if snap.running or stop.is_set() or seconds is not None else 1
     finally:
@@ -126,9 +134,28 @@ def run_live(
         host.close()
 
 
+def _send_to_apps(host: AudioHost, settings: Settings, err: TextIO) -> Settings | None:
+    """``--virtual-mic`` where voicegui has no device of its own (Windows, macOS): play into a
+    virtual cable instead, and say which device to pick in the other program. None: none is
+    installed (the message says which to install)."""
+    from voicegui.audio.cables import cable_for, missing_advice
+    from voicegui.audio.virtual_mic import supported
+
+    if not settings.audio.virtual_mic or supported():
+        return settings
+    _, devices, default_api = host.devices()
+    api = settings.audio.output.hostapi or settings.audio.input.hostapi or default_api
+    cable = cable_for(devices, api)
+    if cable is None:
+        print(f"voicegui live: {missing_advice(sys.platform, devices, api)}", file=err)
+        return None
+    print(cable.advice, file=err)
+    return with_changes(settings, audio={"output": cable.output, "virtual_mic": False})
+
+
 def live_settings(base: Settings, input_dev: str | None, output_dev: str | None,
-                  monitor: str | None) -> Settings:  # fmt: skip
-    audio = {}
+                  monitor: str | None, virtual_mic: bool = False) -> Settings:  # fmt: skip
+    audio: dict = {"virtual_mic": True} if virtual_mic else {}
     for key, text in (("input", input_dev), ("output", output_dev), ("monitor", monitor)):
         ref = parse_device(text)
         if ref is not None:

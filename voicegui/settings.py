@@ -79,6 +79,11 @@ class AudioSettings:
     latency: str = "low"  # PortAudio suggested latency: 'low', 'high' or seconds as a string
     wasapi_exclusive: bool = False
     input_channel: int = 0  # which input channel carries the voice (0-based)
+    # "Send to apps" on Linux: the voice goes to voicegui's own virtual microphone instead of the
+    # output device (which is kept for when it is off); the monitor, if chosen, still plays it.
+    # Windows and macOS have no such device of ours: there the switch picks a virtual cable as
+    # the output, and this stays False.
+    virtual_mic: bool = False
 
 
 @dataclass(frozen=True)

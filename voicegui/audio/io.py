@@ -21,6 +21,7 @@ import numpy as np
 
 from voicegui.audio.backend import close_stream, rtmixer
 from voicegui.audio.devices import DeviceInfo, extra_settings
+from voicegui.audio.virtual_mic import environment
 from voicegui.settings import AudioSettings
 
 UNDERRUN_RAMP = 64  # samples of fade-in when the output resumes after running dry
@@ -304,8 +305,13 @@ class AudioIO:
         capture_capacity: int,
         sink_capacity: int,
         blocksize: int = 0,
+        output_env: tuple[tuple[str, str], ...] = (),
     ) -> None:
         self.audio, self.rate = audio, rate
+        # variables that aim the main output at its target when it opens (the virtual
+        # microphone's sink, see audio/virtual_mic.py); they would aim an input opened in the
+        # same call too, so such an output is never half of a duplex stream
+        self.output_env = output_env
         self.input_dev, self.output_dev, self.monitor_dev = input_dev, output_dev, monitor_dev
         self.blocksize = blocksize
         self.channel = min(audio.input_channel, max(0, input_dev.max_input_channels - 1))
@@ -345,7 +351,7 @@ class AudioIO:
             finished_callback=self._finished,
         )
         try:
-            if self.input_dev.hostapi == self.output_dev.hostapi:
+            if self.input_dev.hostapi == self.output_dev.hostapi and not self.output_env:
                 duplex = rt.MixerAndRecorder(
                     device=(self.input_dev.index, self.output_dev.index),
                     channels=(in_ch, self.out_channels),
@@ -364,12 +370,13 @@ class AudioIO:
                     extra_settings=extra_settings(self.input_dev, a),
                     **common,
                 )
-                player = rt.Mixer(
-                    device=self.output_dev.index,
-                    channels=self.out_channels,
-                    extra_settings=extra_settings(self.output_dev, a),
-                    **common,
-                )
+                with environment(self.output_env):
+                    player = rt.Mixer(
+                        device=self.output_dev.index,
+                        channels=self.out_channels,
+                        extra_settings=extra_settings(self.output_dev, a),
+                        **common,
+                    )
                 self.streams += [recorder, player]
             self._stats = [_StatsReader(s, self.counters) for s in self.streams]
             if self.monitor_dev is not None:

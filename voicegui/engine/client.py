@@ -271,6 +271,18 @@ class AudioHost:
         """Bypass on or off in the running engine now; False when no engine runs."""
         return bool(self.call("engine_bypass", bool(on)))
 
+    # ---- "Send to apps": the virtual microphone (Linux) ---------------------------------------
+    def virtual_mic(self, on: bool, audio: Any = None) -> dict:
+        """Make (or reuse) the virtual microphone, or remove it; ``audio``: the rate and latency
+        to measure a new one's latency with. Returns its state: on, message (what to pick in
+        the other program), error, measured (see audio/route_latency.py). Raises HostError
+        saying what is missing (no PipeWire or PulseAudio, ...)."""
+        return self.call("virtual_mic", on, audio, timeout=START_TIMEOUT)
+
+    def virtual_mic_measure(self, audio: Any = None) -> dict:
+        """Measure the virtual microphone's latency again (not while the voice plays into it)."""
+        return self.call("virtual_mic_measure", audio, timeout=START_TIMEOUT)
+
     # ---- recording the voice (the engine must run) -------------------------------------------
     def record_start(
         self, path: str | Path | None = None, with_dry: bool = False, fmt: str = "wav",

@@ -26,6 +26,7 @@ import numpy as np
 
 from voicegui.engine.metrics import Metrics
 from voicegui.engine.metrics_board import MetricsBoard
+from voicegui.engine.send_to_apps import SendToApps
 from voicegui.engine.talk import TalkControl
 from voicegui.settings import AudioSettings, DeviceRef, Settings, VoiceSettings
 
@@ -55,6 +56,7 @@ class HostService:
         self.talk = TalkControl()  # push-to-talk and mute: outlives engines and restarts
         self.idle_metrics = Metrics()
         self.ports_before: set[str] | None = None
+        self.send_to_apps = SendToApps()  # the virtual microphone (Linux)
         self._published_at = 0.0
         self._idle = threading.Event()  # no engine runs: the publisher thread works
         self._idle.set()
@@ -140,7 +142,7 @@ class HostService:
         self._idle.set()
         with self._lock:
             for closer in (self.do_engine_stop, self.do_meter_close, self.do_recorder_stop,
-                           self.do_player_stop):  # fmt: skip
+                           self.do_player_stop, self.send_to_apps.quit):  # fmt: skip
                 try:
                     closer()
                 except Exception:
@@ -259,6 +261,7 @@ class HostService:
             # what the block thread applies now (settings change between blocks)
             "live_settings": eng.proc.settings if eng.proc is not None else None,
             "block_dev": eng.proc.block_dev if eng.proc is not None else 0,
+            "virtual_mic": self.send_to_apps.state,
         }
 
     def do_engine_start(self, settings: Settings, vid: int) -> dict:
@@ -269,6 +272,7 @@ class HostService:
         eng = RealtimeEngine(settings, self.voices[vid], reference=None, on_event=self.event)
         eng.after_block = self._publish_from_block_thread
         eng.talk = self.talk
+        eng.route_latency = self.send_to_apps.before_streams(settings.audio)
         on_jack = settings.audio.input.hostapi == JACK_HOSTAPI
         # the JACK ports that exist before this engine's (for the loopback measurement)
         self.ports_before = set(_jack_ports()) if on_jack else None
@@ -287,7 +291,9 @@ class HostService:
         eng = self.engine
         if eng is None:
             raise RuntimeError("the engine is not running")
+        eng.route_latency = self.send_to_apps.before_streams(settings.audio, check=False)
         restarted = eng.update(settings)
+        self.send_to_apps.after_streams(settings.audio)
         self._check_take_rate()
         self.publish()
         return restarted, self._engine_info()
@@ -348,6 +354,19 @@ class HostService:
         if eng is None:
             raise RuntimeError("the engine is not running")
         eng.block_hook = None if audio is None else _looping_input(audio)
+
+    # ---- "Send to apps": the virtual microphone (Linux; engine/send_to_apps.py) -------------
+    def _plays_into_virtual_mic(self) -> bool:
+        return self.engine is not None and self.engine.settings.audio.virtual_mic
+
+    def do_virtual_mic(self, on: bool, audio: AudioSettings | None = None) -> dict:
+        return self.send_to_apps.switch(on, audio, self._plays_into_virtual_mic())
+
+    def do_virtual_mic_state(self) -> dict:
+        return self.send_to_apps.state
+
+    def do_virtual_mic_measure(self, audio: AudioSettings | None = None) -> dict:
+        return self.send_to_apps.measure(audio, self._plays_into_virtual_mic())
 
     # ---- recording the voice -----------------------------------------------------------------
     def do_record_start(
@@ -528,6 +547,12 @@ def serve(conn: Any, board_name: str, service_path: str = SERVICE) -> None:
     from voicegui.logs import setup_process_logging
 
     setup_process_logging("audio-host")
+    # Ctrl-C in a terminal reaches the whole process group: the window or `voicegui live` decides
+    # when this process ends (and it then removes what it made, e.g. the virtual microphone)
+    with contextlib.suppress(ValueError, AttributeError):
+        import signal
+
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     t0 = time.perf_counter()
     board = MetricsBoard(board_name)
     module, _, name = service_path.partition(":")

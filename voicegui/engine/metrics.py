@@ -27,6 +27,9 @@ class LatencyBudget:
     buffer: float = 0.0  # output-ring headroom for compute and callback timing (live only)
     device_in: float = 0.0
     device_out: float = 0.0
+    # "Send to apps": what the way through the sound server to a program recording the virtual
+    # microphone adds beyond device_out (measured when the device is switched on), 0 otherwise
+    virtual_mic: float = 0.0
 
     @property
     def algorithmic(self) -> float:
@@ -34,7 +37,7 @@ class LatencyBudget:
 
     @property
     def end_to_end(self) -> float:
-        return self.algorithmic + self.buffer + self.device_in + self.device_out
+        return self.algorithmic + self.buffer + self.device_in + self.device_out + self.virtual_mic
 
     def as_dict(self) -> dict[str, float]:
         return {
@@ -46,6 +49,7 @@ class LatencyBudget:
             "buffer_ms": self.buffer * 1e3,
             "device_in_ms": self.device_in * 1e3,
             "device_out_ms": self.device_out * 1e3,
+            "virtual_mic_ms": self.virtual_mic * 1e3,
             "algorithmic_ms": self.algorithmic * 1e3,
             "end_to_end_ms": self.end_to_end * 1e3,
         }

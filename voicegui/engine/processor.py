@@ -107,6 +107,7 @@ class BlockProcessor:
         self.last_error = ""
         self._source = "wet"
         self._io_latency = (0.0, 0.0, 0.0)  # buffer, device in, device out: set by the live engine
+        self._route_latency = 0.0  # the virtual microphone's part: set by the live engine
         self._latency: LatencyBudget | None = None  # cached: it only changes with the geometry
         self.denoiser: Denoiser | None = None  # created when noise suppression is first on
         self._spare_denoiser: Denoiser | None = None  # built by ``request``, off the block thread
@@ -204,6 +205,16 @@ class BlockProcessor:
         self._io_latency = value
         self._latency = None
 
+    @property
+    def route_latency(self) -> float:
+        """What the way to the virtual microphone adds after the output device (0: none)."""
+        return self._route_latency
+
+    @route_latency.setter
+    def route_latency(self, value: float) -> None:
+        self._route_latency = value
+        self._latency = None
+
     def latency(self) -> LatencyBudget:
         if self._latency is None:
             self._latency = self._compute_latency()
@@ -226,6 +237,7 @@ class BlockProcessor:
             buffer=buffer,
             device_in=device_in,
             device_out=device_out,
+            virtual_mic=self._route_latency,
         )
 
     def wet_delay_dev(self) -> int:

@@ -16,8 +16,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from voicegui.audio.devices import choose_sample_rate, find_device
+from voicegui.audio.devices import choose_sample_rate, find_device, list_devices
 from voicegui.audio.io import AudioIO, OutputSink, fill_floor
+from voicegui.audio.virtual_mic import route_for, supported
 from voicegui.engine.metrics import Metrics, MetricsSnapshot
 from voicegui.engine.priority import Priority, normal_thread, request_realtime
 from voicegui.engine.processor import BlockProcessor
@@ -72,6 +73,9 @@ class RealtimeEngine:
         # called on the block thread after each block (the audio host publishes metrics here,
         # so that no other thread of its process needs the GIL while the engine runs)
         self.after_block: Callable[[], None] | None = None
+        # with "Send to apps" on: what the way to the virtual microphone adds after the output
+        # device (measured by whoever made the device; shown as its own latency part)
+        self.route_latency = 0.0
 
     # ---- public API (any thread) --------------------------------------------------------
     @property
@@ -91,7 +95,12 @@ class RealtimeEngine:
         s = self.settings
         try:
             input_dev = find_device(s.audio.input, "input")
-            output_dev = find_device(s.audio.output, "output")
+            output_env: tuple[tuple[str, str], ...] = ()
+            if s.audio.virtual_mic and supported():  # the voice goes to the virtual mic's sink
+                output_dev, route = route_for(list_devices("output"))
+                output_env = route.play_env
+            else:
+                output_dev = find_device(s.audio.output, "output")
             monitor_dev = find_device(s.audio.monitor, "output") if s.audio.monitor else None
             devs = [("input", input_dev), ("output", output_dev)]
             if monitor_dev is not None:
@@ -120,6 +129,7 @@ class RealtimeEngine:
             capture_capacity=max(rate * 2, block * 8),
             sink_capacity=max(rate * 2, block * 4),
             blocksize=0,
+            output_env=output_env,
         )
         self.sinks = self.io.sinks
         try:
@@ -218,6 +228,7 @@ class RealtimeEngine:
         self.io.capture.skip(self.io.capture.available())
         dev_in, dev_out = self.io.device_latency()
         self.proc.io_latency = ((target - block) / rate, dev_in, dev_out)
+        self.proc.route_latency = self.route_latency if self.settings.audio.virtual_mic else 0.0
 
     def _run(self) -> None:
         proc, io = self.proc, self.io

@@ -31,6 +31,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QGuiApplication
 
+from voicegui.audio.virtual_mic import supported
 from voicegui.engine.audiofile import AudioFileError, read_audio, to_mono
 from voicegui.engine.client import (
     HOST_DIED,
@@ -159,6 +160,8 @@ class Controller(QObject):
     voiceReady = Signal(str, str)  # voice name, provider ("CPU (torch, fp32)") after a load
     # the recording of the voice: running, elapsed (s), bytes, path, error; ~2 Hz while it runs
     recordingChanged = Signal(object)
+    # "Send to apps" on Linux: the virtual microphone's state (on, message, error, measured)
+    virtualMicChanged = Signal(object)
     _engineEvent = Signal(str, str)  # from the audio thread; connected queued
 
     def __init__(
@@ -181,6 +184,8 @@ class Controller(QObject):
         self._held: HeldVoice | None = None
         self._wanted: VoiceRequest | None = None  # the newest voice request not yet answered
         self._load_task: Task | None = None
+        self._vmic_task: Task | None = None
+        self._vmic_switched = 0  # times the switch moved (a start-up answer after it is stale)
         self._start_wanted = False  # Start was pressed and waits for the voice
         self._voice_errors = 0
         self._deferred_notice: tuple[str, str] | None = None
@@ -268,6 +273,8 @@ class Controller(QObject):
         """
         new = new.validated()
         old = self._settings
+        if new.audio.virtual_mic != old.audio.virtual_mic:
+            new = self._switch_virtual_mic(new)
         if new == old:
             return False
         if new.voice.reference != old.voice.reference:
@@ -298,6 +305,8 @@ class Controller(QObject):
                     self.statusMessage.emit(RESTARTED)
                 if eng.rate_note and restarted:
                     self.notice.emit("warning", eng.rate_note, "rate")
+                if new.audio.virtual_mic != old.audio.virtual_mic:
+                    self.virtualMicChanged.emit(eng.info.get("virtual_mic") or {})
         else:
             if self._meter_inputs(old) != self._meter_inputs(new):
                 self.open_meter()
@@ -330,6 +339,54 @@ class Controller(QObject):
                 precision=cur.precision,
             ),
         )
+
+    # ---- "Send to apps" (Linux: voicegui's own virtual microphone) ----------------------------
+    def _switch_virtual_mic(self, new: Settings) -> Settings:
+        """The switch moved: make the virtual microphone before the engine plays into it (the
+        host measures it first), or remove it while stopped (a running engine's host removes it
+        once its streams left it). Refused: the switch stays off, a banner says what is
+        missing."""
+        on = new.audio.virtual_mic
+        self._vmic_switched += 1  # what the start-up check finds is out of date now
+        if not supported():
+            return replace(new, audio=replace(new.audio, virtual_mic=False))
+        if not on and self.engine is not None:
+            return new
+        try:
+            with busy():
+                self.host.ensure()
+                state = self.host.virtual_mic(on, new.audio)
+        except HostError as exc:
+            self.virtualMicChanged.emit({"on": False, "error": str(exc), "message": str(exc)})
+            if on:
+                self.notice.emit("error", f"Send to apps: {exc}", "virtual-mic")
+                return replace(new, audio=replace(new.audio, virtual_mic=False))
+            return new
+        self.virtualMicChanged.emit(state)
+        return new
+
+    def sync_virtual_mic(self) -> None:
+        """At start-up, in the background: the virtual microphone as the settings say (made, or
+        one a crashed run left behind reused, or removed)."""
+        if not supported():
+            return
+        host, audio, switched = self.host, self._settings.audio, self._vmic_switched
+        task = Task(lambda _t: host.virtual_mic(audio.virtual_mic, audio),
+                    name="voicegui-virtual-mic", parent=self)  # fmt: skip
+        task.succeeded.connect(
+            lambda state: switched == self._vmic_switched and self.virtualMicChanged.emit(state)
+        )
+        task.failed.connect(
+            lambda text, exc: switched == self._vmic_switched and self._virtual_mic_failed(exc)
+        )
+        self._vmic_task = task.start()
+
+    def _virtual_mic_failed(self, exc: BaseException) -> None:
+        # the switch turns off (pressing it again tries again) and its line says why
+        if self._settings.audio.virtual_mic:
+            self.apply(replace(self._settings, audio=replace(self._settings.audio,
+                                                             virtual_mic=False)))  # fmt: skip
+        self.virtualMicChanged.emit({"on": False, "error": str(exc), "message": str(exc)})
 
     # ---- voices ------------------------------------------------------------------------------
     def _sync_voice(self) -> bool:
@@ -669,6 +726,8 @@ class Controller(QObject):
             return False
         self.engine = eng
         self._voice_errors = 0
+        if s.audio.virtual_mic:
+            self.virtualMicChanged.emit(eng.info.get("virtual_mic") or {})
         log.info(
             "engine started in %.0f ms at %d Hz", (time.perf_counter() - t0) * 1e3, eng.sample_rate
         )

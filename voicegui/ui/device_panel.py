@@ -8,6 +8,7 @@ from another machine shows what it wanted. The input level meter is fed by the c
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Callable
 
 from PySide6.QtCore import Qt, Signal
@@ -25,7 +26,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from voicegui.audio.cables import cable_for, find_cables, missing_advice
 from voicegui.audio.device_info import COMMON_RATES, DeviceInfo
+from voicegui.audio.virtual_mic import DISPLAY_NAME
 from voicegui.settings import AudioSettings, DeviceRef
 
 log = logging.getLogger(__name__)
@@ -70,8 +73,13 @@ class DevicePanel(QWidget):
         self,
         parent: QWidget | None = None,
         lister: Callable[[bool], tuple[list[str], list[DeviceInfo], str]] | None = None,
+        platform: str = sys.platform,
     ) -> None:
         super().__init__(parent)
+        # Linux: voicegui's own virtual microphone; elsewhere a virtual cable as the output
+        self._own_mic = platform.startswith("linux")
+        self._platform = platform
+        self._output_before: DeviceRef | None = None  # the output a cable replaced
         self._lister = lister or (lambda rescan: ([], [], ""))  # the audio host lists them
         self._default_api = ""
         self._audio = AudioSettings()
@@ -121,6 +129,21 @@ class DevicePanel(QWidget):
             "PortAudio's suggested device latency. High survives busy "
             "systems better. Changing it restarts the audio streams."
         )
+        self.send_to_apps = QCheckBox("Send to apps")
+        self.send_to_apps.setAccessibleName("Send to apps")
+        self.send_to_apps.setToolTip(
+            "Make the converted voice a microphone that Discord, OBS, a browser or a game can "
+            f'pick: "{DISPLAY_NAME}". The Monitor output, if chosen, still lets you hear it.'
+            if self._own_mic
+            else "Play the converted voice into a virtual cable (VB-CABLE, VoiceMeeter, "
+            "BlackHole, Loopback) so that Discord, OBS or a game can pick it as a microphone. "
+            "Choose a Monitor output to hear yourself."
+        )
+        self.send_status = QLabel()
+        self.send_status.setWordWrap(True)
+        self.send_status.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.send_status.setAccessibleName("Send to apps status")
+        self.send_status.hide()
         self.exclusive = QCheckBox("WASAPI exclusive mode")
         self.exclusive.setAccessibleName("WASAPI exclusive mode")
         self.refresh = QPushButton("Refresh")
@@ -153,6 +176,8 @@ class DevicePanel(QWidget):
         form.addRow(self._label("&Input", self.input), in_row)
         form.addRow(self._label("&Output", self.output), self.output)
         form.addRow(self._label("&Monitor", self.monitor), self.monitor)
+        form.addRow("", self.send_to_apps)
+        form.addRow("", self.send_status)
         rate_row = QHBoxLayout()
         rate_row.addWidget(self.rate, 1)
         rate_row.addWidget(self._label("Late&ncy", self.latency))
@@ -177,6 +202,7 @@ class DevicePanel(QWidget):
             lambda: self.changed.emit({"latency": self.latency.currentData()})
         )
         self.exclusive.toggled.connect(lambda on: self.changed.emit({"wasapi_exclusive": on}))
+        self.send_to_apps.toggled.connect(self._on_send_to_apps)
         self.refresh.clicked.connect(self.refreshRequested)
         self.rescan()
 
@@ -280,6 +306,7 @@ class DevicePanel(QWidget):
                 i = combo.count() - 1
             combo.setCurrentIndex(i)
             combo.blockSignals(False)
+        self._show_send_to_apps(audio, api)
         wasapi = "WASAPI" in api
         self.exclusive.blockSignals(True)
         self.exclusive.setChecked(audio.wasapi_exclusive and wasapi)
@@ -339,6 +366,61 @@ class DevicePanel(QWidget):
         if i >= 0:
             self.hostapi.setCurrentIndex(i)
         return i >= 0
+
+    # ---- "Send to apps" -----------------------------------------------------------------------
+    def _show_send_to_apps(self, audio: AudioSettings, api: str) -> None:
+        if self._own_mic:
+            on = audio.virtual_mic
+            self.output.setEnabled(not on)
+            self.output.setToolTip(
+                "The voice goes to the virtual microphone while Send to apps is on; choose a "
+                "Monitor output to hear yourself."
+                if on
+                else "Where the converted voice goes: headphones, or a virtual cable that "
+                "Discord, OBS or a game listens to."
+            )
+            if not on:
+                self._set_send_status("")
+        else:
+            cable = next((c for c in find_cables(self._devices) if c.output == audio.output), None)
+            on = cable is not None
+            self._set_send_status(cable.advice if cable is not None else "")
+        self.send_to_apps.blockSignals(True)
+        self.send_to_apps.setChecked(on)
+        self.send_to_apps.blockSignals(False)
+
+    def _on_send_to_apps(self, on: bool) -> None:
+        if self._own_mic:
+            self.changed.emit({"virtual_mic": on})  # the controller makes or removes it
+            return
+        api = self.hostapi.currentData() or ""
+        if not on:
+            before, self._output_before = self._output_before, None
+            self.changed.emit({"output": before or DeviceRef(hostapi=api)})
+            return
+        cable = cable_for(self._devices, api)
+        if cable is None:  # nothing to play into: say what to install, the switch stays off
+            self.send_to_apps.blockSignals(True)
+            self.send_to_apps.setChecked(False)
+            self.send_to_apps.blockSignals(False)
+            self._set_send_status(missing_advice(self._platform, self._devices, api))
+            return
+        self._output_before = self._audio.output
+        self.changed.emit({"output": cable.output})
+
+    def show_virtual_mic(self, state: dict) -> None:
+        """The virtual microphone's state from the audio host (Linux): what to pick in the
+        other program, or why there is none (the switch is then off)."""
+        if not state.get("on"):
+            self.send_to_apps.blockSignals(True)
+            self.send_to_apps.setChecked(False)
+            self.send_to_apps.blockSignals(False)
+            self.output.setEnabled(True)
+        self._set_send_status(state.get("message") or state.get("error") or "")
+
+    def _set_send_status(self, text: str) -> None:
+        self.send_status.setText(text)
+        self.send_status.setVisible(bool(text))
 
     # ---- meter -------------------------------------------------------------------------------
     def set_level(self, rms_db: float, peak_db: float) -> None:

@@ -28,6 +28,7 @@ PARTS = (
     "buffer",
     "device_in",
     "device_out",
+    "virtual_mic",
 )
 PART_LABELS = {
     "block": "block",
@@ -38,6 +39,7 @@ PART_LABELS = {
     "buffer": "buffer",
     "device_in": "device in",
     "device_out": "device out",
+    "virtual_mic": "virtual mic",
 }
 
 
@@ -338,7 +340,7 @@ class GraphPanel(QWidget):
         self.output_level.setData(x, np.maximum(h["output_db"][keep], LEVEL_FLOOR_DB))
         lat = snap.latency
         algo = h["latency_ms"][keep]
-        e2e = algo + (lat.buffer + lat.device_in + lat.device_out) * 1e3
+        e2e = algo + (lat.end_to_end - lat.algorithmic) * 1e3
         self.algorithmic.setData(x, algo)
         self.end_to_end.setData(x, e2e)
         top = float(e2e.max())

@@ -195,6 +195,7 @@ class MainWindow(QMainWindow):
         self._wire()
         self._show_settings(controller.settings)
         self._on_running(controller.running)
+        controller.sync_virtual_mic()  # made again, or one left behind by a crash cleared
         if controller.settings.voice.reference and controller.reference is not None:
             data, sr = controller.reference
             self.voice.show_reference(
@@ -325,6 +326,7 @@ class MainWindow(QMainWindow):
         c.metricsUpdated.connect(self._on_metrics)
         c.levelsUpdated.connect(self.devices.set_level)
         c.meterStatus.connect(self.devices.show_meter_status)
+        c.virtualMicChanged.connect(self.devices.show_virtual_mic)
         c.runningChanged.connect(self._on_running)
         c.statusMessage.connect(lambda text: self.statusBar().showMessage(text, 8000))
         c.notice.connect(self.show_notice)

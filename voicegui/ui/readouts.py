@@ -13,7 +13,8 @@ ROWS = (
         "latency",
         "Latency",
         "End-to-end latency computed from its parts (block, lookahead, SOLA, "
-        "resampler, buffer, device); measured when a loopback measurement ran.",
+        "resampler, buffer, device, and with Send to apps the virtual microphone's measured "
+        "share); measured when a loopback measurement ran.",
     ),
     ("algorithmic", "Algorithmic", "Block + lookahead + SOLA + resampler delay."),
     ("compute", "Compute", "Time the voice took for the last block, against the block time."),
