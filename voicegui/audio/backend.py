@@ -10,6 +10,8 @@ import os
 import sys
 from types import ModuleType
 
+from voicegui.engine.priority import ordinary_priority
+
 _sd: ModuleType | None = None
 
 
@@ -19,7 +21,10 @@ def sounddevice() -> ModuleType:
         if sys.platform == "win32" and os.environ.get("VOICEGUI_NO_ASIO", "") not in ("1", "true"):
             os.environ.setdefault("SD_ENABLE_ASIO", "1")
         try:
-            import sounddevice as sd
+            # PortAudio starts here (a JACK client and its threads): at ordinary priority, so
+            # those threads do not inherit the audio host's real-time command thread's policy
+            with ordinary_priority():
+                import sounddevice as sd
         except OSError as exc:  # PortAudio library missing
             raise AudioBackendError(
                 f"PortAudio is not available ({exc}). On Debian/Ubuntu: apt install libportaudio2"
@@ -38,8 +43,9 @@ def terminate() -> None:
 def reinitialize() -> None:
     """Rescan devices (PortAudio only sees devices and servers present at init)."""
     sd = sounddevice()
-    sd._terminate()
-    sd._initialize()
+    with ordinary_priority():  # see sounddevice()
+        sd._terminate()
+        sd._initialize()
 
 
 class AudioBackendError(RuntimeError):

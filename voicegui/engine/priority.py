@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 FIFO_PRIORITY = 55  # below the audio servers' threads (JACK: 60-80), above everything else
@@ -59,6 +60,23 @@ def normal_thread() -> None:
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError):
             os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+
+
+@contextlib.contextmanager
+def ordinary_priority() -> Iterator[None]:
+    """Run a command at ordinary priority on the (real-time) command thread, then go back.
+
+    For calls into libraries that start threads of their own: PortAudio's initialisation opens a
+    JACK client whose threads would otherwise inherit the command thread's real-time policy.
+    """
+    was_raised = sys.platform.startswith("linux") and os.sched_getscheduler(0) == os.SCHED_FIFO
+    if was_raised:
+        normal_thread()
+    try:
+        yield
+    finally:
+        if was_raised:
+            raise_helper_thread()
 
 
 def request_realtime(period: float, compute: float) -> Priority:
