@@ -133,4 +133,6 @@ class PitchCache:
         synthesizer renders ``return_length2`` frames for ``return_length``; the f0 is scaled by
         their ratio, multiplied then divided in float32 as upstream does (``x * a / b`` can
         differ from ``x * (a / b)`` in the last bit)."""
-        return self.pitch[None, -frames:], self.pitchf[None, -frames:] * return_length2 / return_length
+        return self.pitch[None, -frames:], self.pitchf[
+            None, -frames:
+        ] * return_length2 / return_length

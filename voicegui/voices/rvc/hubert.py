@@ -290,7 +290,9 @@ def _strip_prefix(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
 def _fold_weight_norm(state: dict[str, Tensor]) -> dict[str, Tensor]:
     """Replace the positional conv's (g, v) pair, under either name pair, by ``weight``."""
     pairs = ((_POS + "weight_g", _POS + "weight_v"),)
-    pairs += ((_POS + "parametrizations.weight.original0", _POS + "parametrizations.weight.original1"),)
+    pairs += (
+        (_POS + "parametrizations.weight.original0", _POS + "parametrizations.weight.original1"),
+    )
     for g_key, v_key in pairs:
         if g_key in state and v_key in state:
             g, v = state.pop(g_key).float(), state.pop(v_key).float()
@@ -307,7 +309,10 @@ def _fold_weight_norm(state: dict[str, Tensor]) -> dict[str, Tensor]:
 
 
 def _shape_from_config(config: Mapping) -> HubertShape:
-    if config.get("do_stable_layer_norm", False) or config.get("feat_extract_norm", "group") != "group":
+    if (
+        config.get("do_stable_layer_norm", False)
+        or config.get("feat_extract_norm", "group") != "group"
+    ):
         raise CheckpointError(
             f"{WHAT}: this is a pre-LN (large-style) HuBERT/wav2vec 2.0; RVC uses HuBERT-base"
         )
@@ -338,7 +343,9 @@ def _shape_from_state(state: Mapping[str, Tensor], base: HubertShape) -> HubertS
     """Sizes read off the tensors (a fairseq file has no transformers config)."""
     try:
         hidden = state["feature_projection.projection.weight"].shape[0]
-        layers = 1 + max(int(m.group(1)) for k in state if (m := re.match(r"encoder\.layers\.(\d+)\.", k)))
+        layers = 1 + max(
+            int(m.group(1)) for k in state if (m := re.match(r"encoder\.layers\.(\d+)\.", k))
+        )
         convs = sorted(
             (int(m.group(1)), state[k].shape)
             for k in state
@@ -384,7 +391,9 @@ def _fairseq_shape(obj: Mapping, state: Mapping[str, Tensor]) -> HubertShape:
 
 def _build(shape: HubertShape, state: dict[str, Tensor], device) -> HubertContent:
     if shape.hidden % shape.heads:
-        raise CheckpointError(f"{WHAT}: {shape.hidden} channels do not split into {shape.heads} heads")
+        raise CheckpointError(
+            f"{WHAT}: {shape.hidden} channels do not split into {shape.heads} heads"
+        )
     model = HubertContent(shape)
     load_into(model, state, what=WHAT)  # strict; fp16 files are widened to float32 here
     return model.to(device).eval()
@@ -440,7 +449,11 @@ def load_hubert(path: str | Path, device: str | torch.device = "cpu") -> HubertC
             raise CheckpointError(
                 f"{WHAT}: {path.name} is not a HuBERT/ContentVec checkpoint (keys: {keys})"
             )
-        shape = _shape_from_config(config) if config is not None else _shape_from_state(state, HubertShape())
+        shape = (
+            _shape_from_config(config)
+            if config is not None
+            else _shape_from_state(state, HubertShape())
+        )
         if "final_proj.weight" not in state:
             shape = replace(shape, proj=0)
     bad = [k for k, v in state.items() if not isinstance(v, Tensor)]

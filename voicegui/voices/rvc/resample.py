@@ -38,7 +38,7 @@ def resampled_length(n: int, orig_sr: int, new_sr: int) -> int:
 def sinc_kernel(
     orig_sr: int,
     new_sr: int,
-    device: torch.device = torch.device("cpu"),
+    device: torch.device | None = None,
     dtype: torch.dtype = torch.float32,
     lowpass_width: int = LOWPASS_WIDTH,
     rolloff: float = ROLLOFF,
@@ -49,6 +49,7 @@ def sinc_kernel(
     scaled to the cut-off; its weight is sinc(t) times a Hann window cos^2(pi t / (2 w)) that
     reaches zero at |t| = w zero crossings, times cut-off/orig so the passband gain is 1.
     """
+    device = torch.device("cpu") if device is None else device
     orig, new = reduced_ratio(orig_sr, new_sr)
     cutoff = min(orig, new) * rolloff
     width = math.ceil(lowpass_width * orig / cutoff)
