@@ -56,6 +56,14 @@ _REFUSED_GLOBAL = re.compile(r"GLOBAL ([\w.]+) was not an allowed global")
 _MAX_STAND_INS = 32
 
 
+def _unpickler_detail(exc: Exception) -> str:
+    """The weights-only unpickler's own reason, without torch's advice to disable it."""
+    text = str(exc)
+    _, _, tail = text.partition("WeightsUnpickler error:")
+    lines = [line.strip() for line in (tail or text).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
 def read_weights_file(path: str | Path, what: str) -> dict:
     """The top-level dict of a torch checkpoint, read with ``weights_only=True``.
 
@@ -74,7 +82,10 @@ def read_weights_file(path: str | Path, what: str) -> dict:
         except pickle.UnpicklingError as exc:
             refused = _REFUSED_GLOBAL.search(str(exc))
             if refused is None or len(stand_ins) >= _MAX_STAND_INS:
-                raise CheckpointError(f"{what}: refusing to load {path.name}: {exc}") from exc
+                raise CheckpointError(
+                    f"{what}: cannot read {path.name}: not a torch weights file, or a corrupt "
+                    f"one ({_unpickler_detail(exc)})"
+                ) from exc
             stand_ins.append(_stand_in(refused.group(1), path))
         except (EOFError, zipfile.BadZipFile, OSError, ValueError, RuntimeError) as exc:
             raise CheckpointError(
