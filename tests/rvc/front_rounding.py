@@ -90,19 +90,6 @@ def frames_of(x: np.ndarray, n_fft: int, hop: int, left: int, right: int) -> np.
     return np.lib.stride_tricks.sliding_window_view(xp, n_fft)[::hop]
 
 
-def input_rtol(tol: np.ndarray, value: np.ndarray) -> float:
-    """A first layer's relative error caused by an input error of at most ``tol`` per element.
-
-    A linear layer sums its inputs with weights w: |sum w_j d_j| <= ||w||_2 ||d||_2, against an
-    output of scale ||w||_2 ||x||_2; per frame (the last axis is time) that is
-    ||tol_frame|| / ||x_frame||, and the worst frame counts. Sparse large bounds (the logs of
-    near-silent bands) weigh in by their share of the frame, not by their maximum.
-    """
-    t = np.linalg.norm(np.asarray(tol, dtype=np.float64), axis=-2)
-    v = np.linalg.norm(np.asarray(value, dtype=np.float64), axis=-2)
-    return float(np.max(t / np.maximum(v, 1e-30)))
-
-
 # ---------------------------------------------------------------------------- networks
 
 
@@ -202,7 +189,6 @@ __all__ = [
     "frames_of",
     "hubert_fan_in_sum",
     "hz_tolerance_from_cents",
-    "input_rtol",
     "local_mean_cents_tolerance",
     "log_mel_tolerance",
     "resample_tolerance",

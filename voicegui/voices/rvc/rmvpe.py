@@ -49,9 +49,10 @@ LOCAL = 4  # bins on each side of the argmax in the weighted mean
 
 
 @lru_cache(maxsize=4)
-def _mel_tables(device: torch.device) -> tuple[Tensor, Tensor]:
+def _mel_tables(device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    # librosa's float32 filter values; the window computed in float32 like upstream's
     basis = torch.from_numpy(mel_filterbank(SAMPLE_RATE, N_FFT, N_MELS, FMIN, FMAX, htk=True))
-    return basis.to(device), torch.hann_window(N_FFT).to(device)
+    return basis.to(device, dtype), torch.hann_window(N_FFT).to(device, dtype)
 
 
 def mel_frames(samples: int) -> int:
@@ -59,13 +60,14 @@ def mel_frames(samples: int) -> int:
 
 
 def log_mel(wav: Tensor) -> Tensor:
-    """16 kHz (N,) or (B, N) float32 -> natural-log mel (B, 128, N // 160 + 1)."""
+    """16 kHz (N,) or (B, N) -> natural-log mel (B, 128, N // 160 + 1), in float32 (float64
+    input stays float64: the tests use it as the exact reference)."""
     if wav.dim() == 1:
         wav = wav[None]
-    wav = wav.float()
+    wav = wav if wav.dtype == torch.float64 else wav.float()
     if wav.shape[-1] <= N_FFT // 2:
         raise ValueError(f"RMVPE needs more than {N_FFT // 2} samples, got {wav.shape[-1]}")
-    basis, window = _mel_tables(wav.device)
+    basis, window = _mel_tables(wav.device, wav.dtype)
     spec = torch.stft(
         wav, N_FFT, hop_length=HOP, win_length=N_FFT, window=window, center=True,
         pad_mode="reflect", return_complex=True,
