@@ -175,11 +175,15 @@ def local_mean_cents_tolerance(
     return dw * spread / denom
 
 
-def hz_tolerance_from_cents(f0: np.ndarray, cents_tol: np.ndarray) -> np.ndarray:
-    """f = 10 * 2**(c / 1200): |df| <= f (2**(dc/1200) - 1), plus the float32 pow and product
-    (3u relative)."""
+def hz_tolerance_from_cents(
+    f0: np.ndarray, cents_tol: np.ndarray, cents: np.ndarray | float = 0.0
+) -> np.ndarray:
+    """f = 10 * 2**(c / 1200): |df| <= f (2**(dc/1200) - 1), plus, when the conversion runs in
+    float32 (pass ``cents``), the rounding of c / 1200 (u |c| / 1200 in the exponent, i.e.
+    ln2 u |c| / 1200 relative), of the pow (2u) and of the product (u)."""
     f0 = np.abs(np.asarray(f0, dtype=np.float64))
-    return f0 * (np.exp2(np.asarray(cents_tol) / 1200) - 1) + 3 * U * f0
+    exponent = math.log(2) * U * np.abs(np.asarray(cents, dtype=np.float64)) / 1200
+    return f0 * (np.exp2(np.asarray(cents_tol) / 1200) - 1) + (3 * U + exponent) * f0
 
 
 __all__ = [

@@ -77,20 +77,20 @@ class FcpeMel:
     def __call__(self, wav: Tensor) -> Tensor:
         if wav.dim() == 1:
             wav = wav[None]
-        wav = wav.float()
+        wav = wav if wav.dtype == torch.float64 else wav.float()  # float64: test reference
         n = wav.shape[-1]
         left = (self.n_fft - self.hop) // 2
         right = max((self.n_fft - self.hop + 1) // 2, self.n_fft - n - left)
         # reflection needs more samples than the padding; a very short clip is zero padded
         mode = "reflect" if right < n else "constant"
         x = F.pad(wav[:, None], (left, right), mode=mode)[:, 0]
-        window = self.window.to(x.device)
+        window = self.window.to(x.device, x.dtype)
         spec = torch.stft(
             x, self.n_fft, hop_length=self.hop, win_length=self.n_fft, window=window,
             center=False, return_complex=True,
         )  # fmt: skip
         mag = torch.sqrt(spec.real.pow(2) + spec.imag.pow(2) + 1e-9)
-        mel = torch.log(torch.clamp(torch.matmul(self.basis.to(x.device), mag), min=CLIP))
+        mel = torch.log(torch.clamp(torch.matmul(self.basis.to(x.device, x.dtype), mag), min=CLIP))
         mel = mel.transpose(-1, -2)
         want = self.frames(n)
         if mel.shape[1] < want:
