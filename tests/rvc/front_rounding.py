@@ -183,7 +183,9 @@ def hz_tolerance_from_cents(
     ln2 u |c| / 1200 relative), of the pow (2u) and of the product (u)."""
     f0 = np.abs(np.asarray(f0, dtype=np.float64))
     exponent = math.log(2) * U * np.abs(np.asarray(cents, dtype=np.float64)) / 1200
-    return f0 * (np.exp2(np.asarray(cents_tol) / 1200) - 1) + (3 * U + exponent) * f0
+    with np.errstate(over="ignore"):  # a hopeless frame's bound may overflow to inf: fine
+        grow = np.exp2(np.asarray(cents_tol, dtype=np.float64) / 1200) - 1
+    return f0 * grow + (3 * U + exponent) * f0
 
 
 __all__ = [
