@@ -25,6 +25,7 @@ from voicegui.voices.rvc import resample as rs
 from voicegui.voices.rvc.fcpe import load_fcpe
 from voicegui.voices.rvc.hubert import load_hubert
 from voicegui.voices.rvc.rmvpe import load_rmvpe, log_mel
+from voicegui.voices.rvc.yin import Yin
 
 SECONDS = 2.0
 
@@ -57,6 +58,7 @@ def bench(assets: Path, wav16k: np.ndarray, runs: int) -> dict:
     hubert = load_hubert(assets / "hubert_base")
     rmvpe = load_rmvpe(assets / "rmvpe" / "rmvpe.pt")
     fcpe = load_fcpe()
+    yin = Yin()
     mel = log_mel(wav)
     stages = {
         "resample_to_16k": (lambda: rs.to_16k(mic, 48000), "0.5 s at 48 kHz -> 16 kHz"),
@@ -66,6 +68,7 @@ def bench(assets: Path, wav16k: np.ndarray, runs: int) -> dict:
         "rmvpe_net": (lambda: rmvpe.model.salience(mel), "U-Net + BiGRU + Linear"),
         "rmvpe_total": (lambda: rmvpe.f0(wav16k), "mel + network + decode"),
         "fcpe": (lambda: fcpe.f0(wav16k), "mel + network + decode, real weights"),
+        "yin": (lambda: yin.f0(wav16k), "numpy YIN, no weights"),
     }
     out = {}
     with torch.inference_mode():
