@@ -68,3 +68,11 @@ if [ "$WITH_TEST" = 1 ]; then
 else
   "${PIP[@]}" -e .
 fi
+
+# FCPE pitch estimator for RVC voices: voicegui runs its own FCPE network and only reads the
+# trained weights that the torchfcpe wheel ships (torchfcpe/assets/fcpe_c_v001.pt). The wheel's
+# declared dependencies (torchaudio, local-attention, einops) are not needed, and torchaudio
+# would pull a torch build of its own whose import fails next to this CPU torch, so the wheel
+# is installed without them. Not in pyproject's dependencies for the same reason (pip would
+# resolve them).
+"${PIP[@]}" --no-deps "torchfcpe==0.0.4"
