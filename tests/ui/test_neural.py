@@ -233,7 +233,7 @@ def test_failed_neural_load_keeps_the_previous_voice_and_says_why(
     from voicegui.ui import controller as ctl
 
     window = fake_neural_window
-    monkeypatch.setattr(ctl, "voice_available", lambda name: (True, ""))
+    monkeypatch.setattr(ctl, "voice_available", lambda name, settings=None: (True, ""))
     pick_jack(window, qtbot)
     c = window.controller
     start(window, qtbot)
@@ -292,7 +292,7 @@ def test_precision_is_a_choice_in_the_window_that_builds_the_voice_again(
     from voicegui.ui import controller as ctl
 
     window = fake_neural_window
-    monkeypatch.setattr(ctl, "voice_available", lambda name: (True, ""))
+    monkeypatch.setattr(ctl, "voice_available", lambda name, settings=None: (True, ""))
     panel = window.voice
     assert not panel.precision.isEnabled()  # the built-in voice has no precision
     assert "Only for neural voices" in panel.precision.toolTip()
