@@ -17,7 +17,8 @@ VoiceModelError with a message that names the problem.
 
 from __future__ import annotations
 
-import zipfile
+import pickle
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,18 +79,20 @@ def read_torch_file(path: str | Path) -> object:
         raise VoiceModelError(f"voice model not found: {path}")
     if path.stat().st_size == 0:
         raise VoiceModelError(f"{path.name} is empty")
+    corrupt = f"cannot read {path.name}: the file is truncated or corrupt, or not a PyTorch file"
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise VoiceModelError(
-            f"cannot read {path.name}: the file is truncated or corrupt, or not a PyTorch "
-            f"file ({exc})"
-        ) from exc
-    except Exception as exc:  # pickle.UnpicklingError for objects weights_only refuses
-        raise VoiceModelError(
-            f"refusing to load {path.name}: it holds objects other than tensors and plain "
-            f"values ({exc})"
-        ) from exc
+    except pickle.UnpicklingError as exc:
+        # weights_only names the first object it refused; anything else is a broken stream
+        refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
+        if refused:
+            raise VoiceModelError(
+                f"refusing to load {path.name}: it holds a {refused.group(1)} object, and only "
+                f"tensors and plain values are read from model files"
+            ) from exc
+        raise VoiceModelError(corrupt) from exc
+    except Exception as exc:  # zip, EOF, storage-size and decoding errors of a damaged file
+        raise VoiceModelError(f"{corrupt} ({type(exc).__name__}: {exc})") from exc
 
 
 def fold_weight_norm(state: Mapping[str, Tensor], what: str) -> dict[str, Tensor]:
