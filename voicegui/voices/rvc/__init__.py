@@ -1,5 +1,4 @@
-"""RVC voice models (VITS-style synthesizer with an NSF HiFi-GAN decoder), written from the
-published architecture; the files users already have load as they are.
+"""RVC voice models (v1/v2 .pth and .onnx) and their shared front ends.
 
-Heavy: the modules import torch. Only import them when an RVC voice is selected.
+Heavy: imports torch. Only import this package when an RVC voice is selected.
 """
