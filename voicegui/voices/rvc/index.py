@@ -15,6 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import torch
 
 NEIGHBOURS = 8
 
@@ -93,23 +94,32 @@ class FeatureIndex:
 
 def blend(feats, retrieved: np.ndarray, rate: float):
     """rate * retrieved + (1 - rate) * feats, in float32 and in RVC's order (torch tensors)."""
-    import torch
-
     r = torch.from_numpy(np.ascontiguousarray(retrieved)).to(feats.device, feats.dtype)
     return r * rate + (1 - rate) * feats
 
 
-def apply_index(feats, index: FeatureIndex, rate: float, start: int = 0):
+def apply_index(feats, index: FeatureIndex, rate: float, start: int = 0, incomplete: str = "skip"):
     """Blend rows ``start..`` of feats (torch (T, D)) with what ``index`` retrieves for them.
-    Returns feats unchanged when rate is 0 or the search finds fewer than k neighbours for a
-    row (an index with too few vectors)."""
+
+    A row with fewer than k neighbours (an IVF list holding fewer vectors) gets faiss's id -1
+    and an infinite distance. ``incomplete="skip"`` leaves all rows unblended then (RVC's
+    real-time path; counted in ``index.skipped``); ``"ignore"`` gives the missing neighbours
+    zero weight (what RVC's file conversion ends up doing).
+    """
     if rate <= 0 or index is None or start >= feats.shape[0]:
         return feats
     rows = feats[start:]
     score, ix = index.search(rows.detach().float().cpu().numpy())
-    if (ix < 0).any():  # an IVF list with fewer than k vectors: skipped, as RVC does
-        index.skipped += 1
-        return feats
     out = feats.clone()
+    if (ix < 0).any():
+        if incomplete == "skip":
+            index.skipped += 1
+            return feats
+        found = (ix >= 0).any(axis=1)  # rows with no neighbour at all stay as they are
+        score = np.where(ix >= 0, score, np.inf).astype(np.float32)
+        retrieved = index.retrieve(score[found], np.maximum(ix[found], 0))
+        sel = torch.from_numpy(np.flatnonzero(found)) + start
+        out[sel] = blend(rows[torch.from_numpy(found)], retrieved, rate)
+        return out
     out[start:] = blend(rows, index.retrieve(score, ix), rate)
     return out
