@@ -31,6 +31,29 @@ def _padding(kernel: int, dilation: int = 1) -> int:
     return (kernel * dilation - dilation) // 2
 
 
+def nearest_up(x: Tensor, factor: int) -> Tensor:
+    """(B, C, T) -> (B, C, T * factor), each frame repeated (nearest-neighbour upsampling)."""
+    b, c, t = x.shape
+    return x.unsqueeze(-1).expand(b, c, t, factor).reshape(b, c, t * factor)
+
+
+def linear_resize(x: Tensor, n: int | Tensor) -> Tensor:
+    """(B, C, L) -> (B, C, n) by linear interpolation with half-sample centres: the arithmetic
+    of F.interpolate(mode="linear", align_corners=False), written with index tensors so that an
+    ONNX export keeps ``n`` an input rather than a constant. torch's CPU kernel fuses the
+    position and the final mix into multiply-adds (one rounding each); float64 products
+    (exact for float32 operands) rounded once reproduce them."""
+    length = x.shape[-1]
+    scale = torch.tensor(length, dtype=torch.float32) / n
+    centres = (torch.arange(n, dtype=torch.float32) + 0.5).double()
+    src = torch.clamp((centres * scale.double() - 0.5).float(), min=0)
+    i0 = torch.floor(src).long()
+    lam = torch.clamp(src - i0.float(), 0, 1).to(x.dtype)
+    i1 = torch.clamp(i0 + 1, max=length - 1)
+    mixed = x[..., i0].double() * (1 - lam).double() + (x[..., i1] * lam).double()
+    return mixed.to(x.dtype)
+
+
 class ResBlock1(nn.Module):
     """Three (lrelu, dilated conv, lrelu, conv) residual units."""
 
@@ -85,20 +108,20 @@ class SineSource(nn.Module):
         ).transpose(1, 2)
         coarse = torch.remainder(coarse, 1)
         wraps = (coarse[:, 1:] - coarse[:, :-1]) < 0
-        rad_up = F.interpolate(rad.transpose(1, 2), scale_factor=float(upp), mode="nearest")
-        rad_up = rad_up.transpose(1, 2)
+        rad_up = nearest_up(rad.transpose(1, 2), upp).transpose(1, 2)
         shift = torch.cat([torch.zeros_like(rad_up[:, :1]), wraps.to(rad_up.dtype) * -1.0], dim=1)
         phase = torch.cumsum((rad_up + shift).double(), dim=1).to(rad_up.dtype)
         sine = torch.sin(phase * 2 * math.pi) * SINE_AMP
-        uv = (f0[:, :, None] > VOICED_THRESHOLD).to(f0.dtype)
-        uv = F.interpolate(uv.transpose(1, 2), scale_factor=float(upp), mode="nearest")
-        return sine, uv.transpose(1, 2)
+        uv = (f0[:, None, :] > VOICED_THRESHOLD).to(f0.dtype)
+        return sine, nearest_up(uv, upp).transpose(1, 2)
 
-    def forward(self, f0: Tensor, upp: int, noise: Tensor) -> Tensor:
-        """``noise``: standard normal, (B, T * upp, 1) or any shape with that many values."""
+    def forward(self, f0: Tensor, upp: int, noise: Tensor | None = None) -> Tensor:
+        """``noise``: standard normal, (B, T * upp, 1) or any shape with that many values;
+        None draws it (randn_like)."""
         sine, uv = self.sine(f0, upp)
         noise_amp = uv * VOICED_NOISE + (1 - uv) * SINE_AMP / 3
-        excitation = sine * uv + noise_amp * noise.reshape(sine.shape).to(sine.dtype)
+        noise = torch.randn_like(sine) if noise is None else noise.reshape(sine.shape)
+        excitation = sine * uv + noise_amp * noise.to(sine.dtype)
         return torch.tanh(self.l_linear(excitation)).transpose(1, 2)
 
 
@@ -151,19 +174,21 @@ class Generator(nn.Module):
         g: Tensor | None,
         f0: Tensor | None = None,
         noise: Tensor | None = None,
-        n_res: int | None = None,
+        n_res: int | Tensor | None = None,
     ) -> Tensor:
         """``f0`` (B, T) Hz and standard-normal ``noise`` (T * upp values) for the NSF decoder.
-        ``n_res``: stretch z (and the excitation) linearly to n_res frames first (formant)."""
+        ``n_res``: stretch z (and the excitation) linearly to n_res frames first (formant); a
+        tensor always resizes (a same-length resize is exact), for a graph with n_res as input."""
+        dynamic = isinstance(n_res, Tensor)
         source = None
         if self.m_source is not None:
-            if f0 is None or noise is None:
-                raise ValueError("the NSF decoder needs f0 and the source noise")
+            if f0 is None:
+                raise ValueError("the NSF decoder needs f0")
             source = self.m_source(f0, self.upp, noise)
-            if n_res is not None and n_res * self.upp != source.shape[-1]:
-                source = F.interpolate(source, size=n_res * self.upp, mode="linear")
-        if n_res is not None and n_res != z.shape[-1]:
-            z = F.interpolate(z, size=n_res, mode="linear")
+            if n_res is not None and (dynamic or n_res * self.upp != source.shape[-1]):
+                source = linear_resize(source, n_res * self.upp)
+        if n_res is not None and (dynamic or n_res != z.shape[-1]):
+            z = linear_resize(z, n_res)
         x = self.conv_pre(z)
         if self.cond is not None and g is not None:
             x = x + self.cond(g)

@@ -124,6 +124,51 @@ class Synthesizer(nn.Module):
             sid = torch.tensor([int(sid)], device=like.device)
         return self.emb_g(sid).unsqueeze(-1)
 
+    def synthesize(
+        self,
+        phone: Tensor,
+        pitch: Tensor | None,
+        nsff0: Tensor | None,
+        g: Tensor,
+        z_noise: Tensor | None,
+        sine_noise: Tensor | None,
+        skip_head: int | Tensor | None = None,
+        return_length: int | Tensor | None = None,
+        return_length2: int | Tensor | None = None,
+    ) -> SynthOutput:
+        """The graph itself. Streaming arguments may be Python ints or 0-d tensors (a traced
+        export keeps tensors as inputs); missing noise is drawn with randn_like (the draw an
+        export records as a random node)."""
+        streaming = skip_head is not None and return_length is not None
+        head = 0
+        if streaming:
+            if isinstance(skip_head, Tensor):
+                head = torch.clamp(skip_head - FLOW_CONTEXT, min=0)
+            else:
+                head = max(int(skip_head) - FLOW_CONTEXT, 0)
+        m_p, logs_p = self.enc_p(phone, pitch if self.f0 else None, head)
+        zn = torch.randn_like(m_p) if z_noise is None else z_noise.to(m_p.dtype)
+        z_p = m_p + torch.exp(logs_p) * zn * PRIOR_SCALE
+        z = self.flow(z_p, g)
+        f0 = nsff0
+        if streaming:
+            start = skip_head - head
+            z = z[:, :, start : start + return_length]
+            if f0 is not None:
+                f0 = f0[:, skip_head : skip_head + return_length]
+        if f0 is not None:
+            f0 = f0.to(z.dtype)
+        n_res = return_length2 if streaming else None
+        audio = self.dec(z, g, f0 if self.f0 else None, sine_noise, n_res=n_res)
+        return SynthOutput(audio=audio, m_p=m_p, logs_p=logs_p, z=z)
+
+    def forward(self, phone, pitch, nsff0, sid, skip_head, return_length, return_length2):
+        """Tensor-only entry for tracing (noise drawn inside the graph)."""
+        g = self.emb_g(sid).unsqueeze(-1)
+        return self.synthesize(
+            phone, pitch, nsff0, g, None, None, skip_head, return_length, return_length2
+        ).audio
+
     @torch.inference_mode()
     def infer(
         self,
@@ -149,23 +194,24 @@ class Synthesizer(nn.Module):
         g = self.speaker(sid, phone)
         streaming = skip_head is not None and return_length is not None
         head = max(int(skip_head) - FLOW_CONTEXT, 0) if streaming else 0
-        m_p, logs_p = self.enc_p(phone, pitch if self.f0 else None, head)
-        zn = noise.z if noise.z is not None else self._randn(tuple(m_p.shape), m_p)
-        z_p = m_p + torch.exp(logs_p) * zn.to(m_p.dtype) * PRIOR_SCALE
-        z = self.flow(z_p, g)
-        f0 = nsff0
-        if streaming:
-            start, n = int(skip_head) - head, int(return_length)
-            z = z[:, :, start : start + n]
-            if f0 is not None:
-                f0 = f0[:, int(skip_head) : int(skip_head) + n]
+        n = int(return_length) if streaming else t
+        zn = noise.z
+        if zn is None:
+            zn = self._randn((phone.shape[0], self.config.inter_channels, t - head), phone)
         sine = None
         if self.f0:
-            f0 = f0.to(z.dtype)
-            n_samples = f0.shape[0] * f0.shape[-1] * self.upp
-            sine = noise.sine if noise.sine is not None else self._randn((n_samples,), z)
+            n_samples = phone.shape[0] * n * self.upp
+            sine = noise.sine if noise.sine is not None else self._randn((n_samples,), phone)
             if sine.numel() != n_samples:
                 raise ValueError(f"sine noise has {sine.numel()} values, expected {n_samples}")
-        n_res = int(return_length2) if streaming and return_length2 is not None else None
-        audio = self.dec(z, g, f0, sine, n_res=n_res)
-        return SynthOutput(audio=audio, m_p=m_p, logs_p=logs_p, z=z)
+        return self.synthesize(
+            phone,
+            pitch,
+            nsff0,
+            g,
+            zn,
+            sine,
+            skip_head if streaming else None,
+            return_length if streaming else None,
+            return_length2 if streaming and return_length2 is not None else None,
+        )

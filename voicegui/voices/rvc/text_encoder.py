@@ -27,11 +27,12 @@ class ChannelLayerNorm(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
+        self.channels = channels
         self.gamma = nn.Parameter(torch.ones(channels))
         self.beta = nn.Parameter(torch.zeros(channels))
 
     def forward(self, x: Tensor) -> Tensor:
-        y = F.layer_norm(x.transpose(1, 2), (x.shape[1],), self.gamma, self.beta, LN_EPS)
+        y = F.layer_norm(x.transpose(1, 2), (self.channels,), self.gamma, self.beta, LN_EPS)
         return y.transpose(1, 2)
 
 
@@ -148,7 +149,7 @@ class TextEncoder(nn.Module):
         self.proj = nn.Conv1d(hidden_channels, out_channels * 2, 1)
 
     def forward(
-        self, phone: Tensor, pitch: Tensor | None = None, head: int = 0
+        self, phone: Tensor, pitch: Tensor | None = None, head: int | Tensor = 0
     ) -> tuple[Tensor, Tensor]:
         """``head``: frames to drop from the front after the transformer (it still sees them)."""
         x = self.emb_phone(phone)
@@ -159,8 +160,6 @@ class TextEncoder(nn.Module):
         # the scale comes before the activation, as trained (same value: leaky ReLU is
         # positively homogeneous, but the rounding follows the original order)
         x = F.leaky_relu(x * math.sqrt(self.hidden_channels), LRELU_SLOPE)
-        x = self.encoder(x.transpose(1, 2))
-        if head:
-            x = x[:, :, head:]
+        x = self.encoder(x.transpose(1, 2))[:, :, head:]
         stats = self.proj(x)
         return stats[:, : self.out_channels], stats[:, self.out_channels :]
