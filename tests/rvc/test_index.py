@@ -21,13 +21,17 @@ Tolerances (derived here; u = 2**-24):
 from __future__ import annotations
 
 import importlib.util
-import math
 
 import numpy as np
 import pytest
 import torch
 
 from tests.rvc.conftest import rvc_kit_dir
+from tests.rvc.index_rounding import (
+    blend_rounding_tolerance,
+    distance_tolerance,
+    searched_blend_tolerance,
+)
 from tests.rvc.kit_tables import offline_runs, stream_blocks, stream_settings
 from voicegui.voices.rvc.index import NEIGHBOURS, FeatureIndex, FeatureIndexError, apply_index
 
@@ -65,14 +69,6 @@ def index(rvc_assets) -> FeatureIndex:
     files = sorted((rvc_assets / "indices").glob("*.index"))
     assert files, "the kit's script wrote no index"
     return FeatureIndex.load(files[0])
-
-
-def distance_tolerance(queries: np.ndarray, vectors: np.ndarray) -> np.ndarray:
-    """(T, k) bound on |d2_ours - d2_kit| for queries (T, D) and their neighbours (T, k, D)."""
-    q = np.linalg.norm(queries.astype(np.float64), axis=-1)[:, None]
-    v = np.linalg.norm(vectors.astype(np.float64), axis=-1)
-    d = queries.shape[-1]
-    return 2 * (0.41 * math.sqrt(d) + 3) * U * (q + v) ** 2
 
 
 def _queries(E: dict, name: str) -> np.ndarray:
@@ -123,13 +119,6 @@ def test_search_matches_upstream(rvc_expected, index, name):
     assert np.all(np.abs(exact - kit_score) <= tol / 2)  # one side's rounding
 
 
-def blend_rounding_tolerance(vectors, ix, score, feats, rate) -> np.ndarray:
-    w = np.square(1 / score.astype(np.float64))
-    w /= w.sum(axis=1, keepdims=True)
-    mass = np.sum(np.abs(vectors[ix].astype(np.float64)) * w[..., None], axis=1)
-    return 11 * U * rate * mass + 2 * U * np.abs(feats)
-
-
 @pytest.mark.parametrize("name", INDEX_TAGS + INDEX_BLOCKS)
 def test_blend_from_upstream_neighbours(rvc_expected, index, name):
     E, rate = rvc_expected, _rate(name)
@@ -166,13 +155,7 @@ def test_blend_end_to_end(rvc_expected, index, name):
         full = torch.from_numpy(np.concatenate([full, full[-1:]]))
         start = full.shape[0] - feats.shape[0]
         out = apply_index(full, index, rate, start).numpy()[start:]
-    # weights moved by the distance error, relative e = tol / d2
-    e = distance_tolerance(feats, index.vectors[kit_ix]) / kit_score
-    w = np.square(1 / kit_score.astype(np.float64))
-    w /= w.sum(axis=1, keepdims=True)
-    dw = 2 * w * (e + np.sum(w * e, axis=1, keepdims=True))
-    moved = rate * np.sum(dw[..., None] * np.abs(index.vectors[kit_ix]), axis=1)
-    tol = moved + blend_rounding_tolerance(index.vectors, kit_ix, kit_score, feats, rate)
+    tol = searched_blend_tolerance(feats, index.vectors, kit_ix, kit_score, rate)
     assert np.all(np.abs(out - _blended(E, name)) <= tol), np.abs(out - _blended(E, name)).max()
 
 
@@ -183,12 +166,7 @@ def test_weights_are_inverse_fourth_power(rvc_expected, index):
     feats = _queries(E, name)
     score, ix = E[_key(name, "index_score")], E[_key(name, "index_ix")]
     wrong = apply_blend(index, feats, np.sqrt(score), ix, rate)
-    e = distance_tolerance(feats, index.vectors[ix]) / score
-    w = np.square(1 / score.astype(np.float64))
-    w /= w.sum(axis=1, keepdims=True)
-    dw = 2 * w * (e + np.sum(w * e, axis=1, keepdims=True))
-    tol = rate * np.sum(dw[..., None] * np.abs(index.vectors[ix]), axis=1)
-    tol = tol + blend_rounding_tolerance(index.vectors, ix, score, feats, rate)
+    tol = searched_blend_tolerance(feats, index.vectors, ix, score, rate)
     assert np.any(np.abs(wrong - _blended(E, name)) > tol)
 
 
