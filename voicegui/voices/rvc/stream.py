@@ -259,7 +259,7 @@ class RvcStream:
         if pad:
             wav = torch.nn.functional.pad(wav, (pad, 0))
         ring = self._update_ring(wav, plan)
-        trace = BlockTrace(ring16k=ring)
+        trace = BlockTrace(ring16k=ring.clone())
         feats = self.content(ring[None])
         feats = torch.cat([feats, feats[:, -1:]], dim=1)  # one more frame for the x2 cut
         skip_head, n, frames = plan.skip_head, plan.return_length, plan.frames
