@@ -44,8 +44,8 @@ def linear_resize(x: Tensor, n: int | Tensor) -> Tensor:
     position and the final mix into multiply-adds (one rounding each); float64 products
     (exact for float32 operands) rounded once reproduce them."""
     length = x.shape[-1]
-    scale = torch.tensor(length, dtype=torch.float32) / n
-    centres = (torch.arange(n, dtype=torch.float32) + 0.5).double()
+    scale = torch.tensor(length, dtype=torch.float32, device=x.device) / n
+    centres = (torch.arange(n, dtype=torch.float32, device=x.device) + 0.5).double()
     src = torch.clamp((centres * scale.double() - 0.5).float(), min=0)
     i0 = torch.floor(src).long()
     lam = torch.clamp(src - i0.float(), 0, 1).to(x.dtype)

@@ -279,16 +279,21 @@ class RvcStream:
             trace.pitch, trace.pitchf = pitch, pitchf
         if raw is not None:
             phone = protect_mix(phone, upsample2(raw)[:, :frames], pitchf, p.protect)
-        out = self.synth.infer(
-            phone,
-            pitch,
-            pitchf,
-            p.speaker,
-            skip_head=skip_head,
-            return_length=n,
-            return_length2=n2,
-            noise=noise,
-        ).audio[0, 0]
+        out = (
+            self.synth.infer(
+                phone,
+                pitch,
+                pitchf,
+                p.speaker,
+                skip_head=skip_head,
+                return_length=n,
+                return_length2=n2,
+                noise=noise,
+            )
+            .audio[0, 0]
+            .float()
+            .cpu()
+        )
         trace.synth_out = out
         upp_res = int(np.floor(factor * self.rate // 100))
         if upp_res != plan.zc:

@@ -188,6 +188,16 @@ class Synthesizer(nn.Module):
         noise = noise or SynthNoise()
         if self.f0 and (pitch is None or nsff0 is None):
             raise ValueError("this voice model is pitch-conditioned: pass pitch and nsff0")
+        device = self.emb_g.weight.device
+        phone = phone.to(device, self.emb_g.weight.dtype)
+        pitch = pitch.to(device) if pitch is not None else None
+        nsff0 = nsff0.to(device) if nsff0 is not None else None
+        if noise.z is not None or noise.sine is not None:
+            noise = SynthNoise(
+                z=noise.z.to(device) if noise.z is not None else None,
+                sine=noise.sine.to(device) if noise.sine is not None else None,
+                phase=noise.phase,
+            )
         t = phone.shape[1]
         if pitch is not None and pitch.shape[-1] != t or nsff0 is not None and nsff0.shape[-1] != t:
             raise ValueError("features, pitch and f0 must have the same number of frames")
