@@ -65,6 +65,7 @@ NEURAL = [
     "huggingface_hub",
     "hf_xet",
     "silero_vad",
+    "faiss",  # RVC feature retrieval (voicegui/voices/rvc/index.py)
     "tqdm",
     "regex",
     "fsspec",
