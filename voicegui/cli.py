@@ -202,7 +202,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     }
     scheme = "with TLS" if args.tls_cert else "without TLS"
     if args.host not in ("127.0.0.1", "localhost", "::1"):
-        print(f"voicegui serve: listening on {args.host}, reachable from other machines", flush=True)
+        print(
+            f"voicegui serve: listening on {args.host}, reachable from other machines", flush=True
+        )
 
     def ready() -> None:
         info = services["seedvc"].info()
@@ -324,9 +326,7 @@ def _add_serve_parser(sub) -> None:
     sv.add_argument("--tls-key", help="PEM private key of --tls-cert")
     sv.add_argument("--seedvc-dir", help="Seed-VC model folder (default: the installed model)")
     sv.add_argument("--compute-device", default="auto", help="auto, cpu or cuda")
-    sv.add_argument(
-        "--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16", "int8"]
-    )
+    sv.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16", "int8"])
     sv.add_argument(
         "--batch-delay-ms",
         type=float,

@@ -13,6 +13,7 @@ the loss and the return as ``remote`` events (a banner in the window).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import threading
@@ -153,14 +154,10 @@ class Connection:
 
     def close(self) -> None:
         self.fail("closed")
-        try:
+        with contextlib.suppress(Exception):
             self.client.stop_stream(cancel_requests=True)
-        except Exception:
-            pass
-        try:
+        with contextlib.suppress(Exception):
             self.client.close()
-        except Exception:
-            pass
 
 
 class RemoteVoice:
@@ -274,20 +271,23 @@ class RemoteVoice:
     def _end_stream(self, conn: Connection) -> None:
         sid, self._stream = self._stream, None
         if sid is not None and not conn.broken:
-            try:
+            with contextlib.suppress(RemoteError):
                 conn.send(self.voice, "end", {"stream": sid})
-            except RemoteError:
-                pass
 
     def _lost(self, why: str) -> None:
         """The link failed: announce it once and reconnect in the background."""
         if not self._announced_loss:
             self._announced_loss = True
-            self.emit(EVENT, f"Remote GPU server {self.address} lost ({why}); playing the "
-                      "fallback while reconnecting")
+            self.emit(
+                EVENT,
+                f"Remote GPU server {self.address} lost ({why}); playing the "
+                "fallback while reconnecting",
+            )
         if not self._reconnecting.is_set() and not self._closed:
             self._reconnecting.set()
-            threading.Thread(target=self._reconnect_loop, daemon=True, name="remote-reconnect").start()
+            threading.Thread(
+                target=self._reconnect_loop, daemon=True, name="remote-reconnect"
+            ).start()
 
     def _reconnect_loop(self) -> None:
         try:
@@ -450,4 +450,3 @@ class RemoteVoice:
             "server_compute": pct(self.server_ms),
             "batch_sizes": sorted(set(self.batch_sizes)),
         }
-

@@ -8,6 +8,7 @@ never an exception that would fail the other requests of its batch.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -113,7 +114,7 @@ def _status_array(status: str) -> np.ndarray:
     return np.array([[status.encode("utf-8")]], dtype=object)
 
 
-# ---- starting Triton -------------------------------------------------------------------------------
+# ---- starting Triton ------------------------------------------------------------------------
 def python_library_path() -> None:
     """Triton's Python backend stub links libpython; with a Python not built by the
     distribution (pyenv, conda, uv) it would load the system's unless the running interpreter's
@@ -188,7 +189,5 @@ def serve(
             )
         if on_ready is not None:
             on_ready()
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             triton.serve()
-        except KeyboardInterrupt:
-            pass

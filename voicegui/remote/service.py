@@ -233,4 +233,3 @@ def seedvc_files(folder: Path | None) -> dict:
     if missing:
         raise FileNotFoundError(f"{folder}: missing {', '.join(missing)}")
     return files
-

@@ -54,7 +54,9 @@ class StreamTable:
     def expire(self) -> int:
         now = self.clock()
         with self._lock:
-            old = [sid for sid, (_, seen) in self._streams.items() if now - seen > self.idle_seconds]
+            old = [
+                sid for sid, (_, seen) in self._streams.items() if now - seen > self.idle_seconds
+            ]
             for sid in old:
                 del self._streams[sid]
             self.expired += len(old)
