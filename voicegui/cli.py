@@ -163,7 +163,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from voicegui import bench
 
     settings = settings_from_args(args)
-    if args.gui:
+    if args.remote:
+        result = _bench_remote(settings, args)
+    elif args.gui:
         if not args.jack:
             raise ValueError("--gui runs on JACK: add --jack")
         from voicegui.bench_gui import bench_gui
@@ -228,6 +230,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench_remote(settings: Settings, args: argparse.Namespace) -> dict:
+    from voicegui.remote.auth import read_token_file, saved_token
+    from voicegui.remote.bench import bench_remote
+
+    token = read_token_file(Path(args.token_file)) if args.token_file else saved_token(args.remote)
+    if not token:
+        raise ValueError(f"no token for {args.remote}: give --token-file (the server's token)")
+    return bench_remote(
+        settings, args.remote, token, args.seconds, streams=args.streams, ca_file=args.tls_ca
+    )
+
+
 def cmd_live(args: argparse.Namespace) -> int:
     from voicegui.live import live_settings, run_live
 
@@ -290,6 +304,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--period", type=int, default=256, help="JACK period in frames if a server is started"
     )
     b.add_argument("--monitor", action="store_true", help="with --gui: monitor output on too")
+    b.add_argument(
+        "--remote",
+        metavar="HOST:PORT",
+        help="Seed-VC on a `voicegui serve` server: network round trip, server compute, end to end",
+    )
+    b.add_argument("--token-file", help="with --remote: the server's token file")
+    b.add_argument("--tls-ca", help="with --remote: the server's certificate (TLS)")
+    b.add_argument(
+        "--streams", type=int, default=1, help="with --remote: concurrent streams on one clock"
+    )
     b.add_argument("--out", help="also write the JSON to this file")
     _add_tuning(b)
     b.set_defaults(func=cmd_bench)

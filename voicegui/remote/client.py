@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 CALL_TIMEOUT = 10.0  # seconds for a start/info/end call (a start may compute the prompt)
 RECONNECT_EVERY = 1.0
+MAX_UNANSWERED = 2  # blocks in flight per stream before the next is skipped (server behind)
 SILENT_SECONDS = 3.0  # no reply at all for this long while blocks go out: the link is dead
 STREAM_SEED = 1234  # the local Seed-VC voice's per-stream seed (seedvc/voice.py)
 EVENT = "remote"  # engine event kind: the window shows it as a banner
@@ -53,9 +54,10 @@ class RemoteLate(RemoteError):
 class Reply:
     """One request's reply, filled in by the stream's thread."""
 
-    __slots__ = ("sent", "event", "status", "audio", "received")
+    __slots__ = ("op", "sent", "event", "status", "audio", "received")
 
-    def __init__(self) -> None:
+    def __init__(self, op: str) -> None:
+        self.op = op
         self.sent = time.perf_counter()
         self.event = threading.Event()
         self.status: dict | None = None
@@ -89,6 +91,7 @@ class Connection:
         self._ids = itertools.count(1)
         self.broken: str | None = None
         self.last_reply = time.perf_counter()
+        self.observer: Callable[[Reply], None] | None = None  # hears every reply (timings)
         self.client.start_stream(callback=self._on_reply)
 
     def send(self, voice: str, op: str, params: dict, audio: np.ndarray | None = None) -> Reply:
@@ -98,8 +101,12 @@ class Connection:
         inp = self._grpc.InferInput(P.AUDIO, list(data.shape), "FP32")
         inp.set_data_from_numpy(np.ascontiguousarray(data, dtype=np.float32))
         rid = str(next(self._ids))
-        reply = Reply()
+        reply = Reply(op)
         with self._lock:
+            if len(self._pending) > 256:  # replies never coming (a server dropping requests)
+                oldest = sorted(self._pending, key=lambda k: self._pending[k].sent)[:128]
+                for key in oldest:
+                    del self._pending[key]
             self._pending[rid] = reply
         try:
             self.client.async_stream_infer(
@@ -137,6 +144,8 @@ class Connection:
         status = P.read_status(result.as_numpy(P.STATUS))
         audio = result.as_numpy(P.AUDIO)
         reply.set(status, None if audio is None else audio.reshape(-1))
+        if self.observer is not None:
+            self.observer(reply)
 
     def fail(self, why: str) -> None:
         with self._lock:
@@ -145,12 +154,6 @@ class Connection:
             pending, self._pending = self._pending, {}
         for reply in pending.values():
             reply.set({"ok": False, "code": P.FAILED, "error": why}, None)
-
-    def forget(self, reply: Reply) -> None:
-        with self._lock:
-            for rid, r in list(self._pending.items()):
-                if r is reply:
-                    del self._pending[rid]
 
     def close(self) -> None:
         self.fail("closed")
@@ -188,14 +191,16 @@ class RemoteVoice:
         self._reference: tuple[np.ndarray, str] | None = None
         self._conn: Connection | None = None
         self._stream: str | None = None
-        self._inflight: deque[tuple[int, Reply]] = deque()
+        self._inflight: tuple[int, Reply] | None = None  # the last block sent
+        self._unanswered: deque[Reply] = deque()  # blocks sent, no reply yet
+        self._last_index = -2
         self._lock = threading.Lock()
         self._reconnecting = threading.Event()
         self._closed = False
         self._announced_loss = False
         self.emit: Callable[[str, str], None] = lambda kind, message: None
         # counters (read by the bench and the window)
-        self.sent = self.received = self.late = self.lost = self.reconnects = 0
+        self.sent = self.received = self.late = self.lost = self.reconnects = self.skipped = 0
         self.round_trips_ms: deque[float] = deque(maxlen=4096)
         self.server_ms: deque[float] = deque(maxlen=4096)
         self.batch_sizes: deque[int] = deque(maxlen=4096)
@@ -224,10 +229,19 @@ class RemoteVoice:
             if exc.code == P.UNAUTHORIZED:
                 raise RemoteError(f"{self.address} refused the access token", exc.code) from None
             raise RemoteError(f"{self.address}: {exc}", exc.code) from None
+        conn.observer = self._observe
         old, self._conn = self._conn, conn
         if old is not None:
             old.close()
         return info
+
+    def _observe(self, reply: Reply) -> None:
+        """Timings of every block reply, late ones included (the stream's thread)."""
+        status = reply.status or {}
+        if reply.op == "block" and status.get("ok"):
+            self.round_trips_ms.append((reply.received - reply.sent) * 1e3)
+            self.server_ms.append(float(status.get("compute_ms", 0.0)))
+            self.batch_sizes.append(int(status.get("batch", 1)))
 
     def set_event_sink(self, emit: Callable[[str, str], None]) -> None:
         """The engine's event callback: loss and return of the server are announced there."""
@@ -266,7 +280,8 @@ class RemoteVoice:
         with self._lock:
             self._stream = status["stream"]
             self._settings_sent = self.settings
-            self._inflight.clear()
+            self._inflight = None
+            self._unanswered.clear()
 
     def _end_stream(self, conn: Connection) -> None:
         sid, self._stream = self._stream, None
@@ -342,16 +357,56 @@ class RemoteVoice:
         self._open_stream()
 
     def convert(self, window: np.ndarray, info: BlockInfo) -> np.ndarray:
+        out_n = info.block + info.sola_extra
+        follows = self._last_index == info.index - 1  # no gap (closed gate) since the last call
+        self._last_index = info.index
         conn, sid = self._conn, self._stream
         if conn is None or conn.broken or sid is None:
             self.lost += 1
             self._lost(conn.broken if conn is not None and conn.broken else "not connected")
             raise RemoteLate(f"no connection to {self.address}")
-        if self._inflight:
-            oldest = self._inflight[0][1]
-            # nothing came back since a request that has waited this long: the link is dead
-            if conn.last_reply < oldest.sent < time.perf_counter() - SILENT_SECONDS:
-                conn.fail(f"no reply from {self.address} for {SILENT_SECONDS:g} s")
+        now = time.perf_counter()
+        while self._unanswered and self._unanswered[0].event.is_set():
+            self._unanswered.popleft()
+        # nothing came back since a request that has waited this long: the link is dead
+        if self._unanswered and conn.last_reply < self._unanswered[0].sent < now - SILENT_SECONDS:
+            conn.fail(f"no reply from {self.address} for {SILENT_SECONDS:g} s")
+        previous = (
+            self._inflight if self._inflight and self._inflight[0] == info.index - 1 else None
+        )
+        self._inflight = None
+        if len(self._unanswered) < MAX_UNANSWERED:
+            self._send_block(conn, sid, window, info)
+        else:  # the server is behind: queueing more would only make every reply later
+            self.skipped += 1
+        if previous is None:
+            if follows and self.sent > 1:  # block k-1 was never sent (server behind or lost)
+                self.late += 1
+                raise RemoteLate(f"block {info.index - 1} was not computed in time")
+            # the first block of a stream (or after a gap): the block before it was silence
+            return np.zeros(out_n, np.float32)
+        reply = previous[1]
+        block_s = info.block / self.configure(0)
+        status = reply.wait(reply.sent + (1 + self.patience) * block_s - time.perf_counter())
+        if status is None:
+            self.late += 1
+            raise RemoteLate(f"block {info.index - 1} came back too late")
+        if not status.get("ok"):
+            self.lost += 1
+            if conn.broken:
+                self._lost(conn.broken)
+                raise RemoteLate(conn.broken)
+            if status.get("code") == P.UNKNOWN_STREAM:  # expired on the server: start again
+                self._stream = None
+                self._lost("the server forgot the stream")
+            raise RemoteError(status.get("error", "refused"), status.get("code", P.FAILED))
+        self.received += 1
+        audio = reply.audio
+        if audio is None or len(audio) != out_n:
+            raise RemoteError(f"the server returned {0 if audio is None else len(audio)} samples")
+        return audio
+
+    def _send_block(self, conn: Connection, sid: str, window: np.ndarray, info: BlockInfo) -> None:
         params = {
             "stream": sid,
             "index": info.index,
@@ -366,46 +421,11 @@ class RemoteVoice:
         try:
             reply = conn.send(self.voice, "block", params, np.asarray(window, np.float32))
         except RemoteError as exc:
-            self.lost += 1
             self._lost(str(exc))
-            raise RemoteLate(str(exc)) from None
+            return
         self.sent += 1
-        out_n = info.block + info.sola_extra
-        with self._lock:
-            self._inflight.append((info.index, reply))
-            previous = None
-            while len(self._inflight) > 1:  # everything before this block's own request
-                index, r = self._inflight.popleft()
-                if index == info.index - 1:
-                    previous = r
-                else:  # a block from before a gap (gate closed): its reply is of no use now
-                    conn.forget(r)
-        if previous is None:
-            # the first block of a stream (or after a gap): the block before it was silence
-            return np.zeros(out_n, np.float32)
-        block_s = info.block / self.configure(0)
-        status = previous.wait(previous.sent + (1 + self.patience) * block_s - time.perf_counter())
-        if status is None:
-            conn.forget(previous)
-            self.late += 1
-            raise RemoteLate(f"block {info.index - 1} came back too late")
-        if not status.get("ok"):
-            self.lost += 1
-            if conn.broken:
-                self._lost(conn.broken)
-                raise RemoteLate(conn.broken)
-            if status.get("code") == P.UNKNOWN_STREAM:  # expired on the server: start again
-                self._stream = None
-                self._lost("the server forgot the stream")
-            raise RemoteError(status.get("error", "refused"), status.get("code", P.FAILED))
-        self.received += 1
-        self.round_trips_ms.append((previous.received - previous.sent) * 1e3)
-        self.server_ms.append(float(status.get("compute_ms", 0.0)))
-        self.batch_sizes.append(int(status.get("batch", 1)))
-        audio = previous.audio
-        if audio is None or len(audio) != out_n:
-            raise RemoteError(f"the server returned {0 if audio is None else len(audio)} samples")
-        return audio
+        self._inflight = (info.index, reply)
+        self._unanswered.append(reply)
 
     def lookahead(self) -> float:
         return 0.0  # the pipeline's block is counted by the engine (pipeline_blocks)
@@ -445,6 +465,7 @@ class RemoteVoice:
             "received": self.received,
             "late": self.late,
             "lost": self.lost,
+            "skipped": self.skipped,
             "reconnects": self.reconnects,
             "round_trip": pct(self.round_trips_ms),
             "server_compute": pct(self.server_ms),

@@ -21,6 +21,15 @@ def create_voice(settings: VoiceSettings, progress=None) -> Voice:
         from voicegui.voices.passthrough import PassthroughVoice
 
         return PassthroughVoice()
+    if name == "seedvc" and settings.device == "remote":
+        try:
+            from voicegui.remote.auth import saved_token
+            from voicegui.remote.client import RemoteVoice
+        except ImportError as exc:
+            raise VoiceError(f"the Remote GPU voice needs tritonclient[grpc]: {exc}") from exc
+
+        address = settings.remote_address
+        return RemoteVoice(address, saved_token(address), settings.remote_ca or None)
     if name == "seedvc":
         try:
             from voicegui.voices.seedvc.voice import create_seedvc_voice
