@@ -145,7 +145,8 @@ def param_int(params: dict, name: str, lo: int, hi: int, default: int | None = N
     if isinstance(value, bool) or not isinstance(value, int):
         raise ProtocolError(BAD_REQUEST, f"parameter '{name}' must be an integer")
     if not lo <= value <= hi:
-        raise ProtocolError(BAD_REQUEST, f"parameter '{name}'={value} is outside {lo}..{hi}")
+        code = TOO_LARGE if value > hi else BAD_REQUEST
+        raise ProtocolError(code, f"parameter '{name}'={value} is outside {lo}..{hi}")
     return value
 
 
