@@ -45,6 +45,6 @@ def remote_voice(server, **kw):
     from voicegui.remote.client import RemoteVoice
 
     # patience of many blocks: these tests are about values, not about a loaded CPU's timing
-    voice = RemoteVoice(server.address, server.token, vad=False, patience=200.0, **kw)
+    voice = RemoteVoice(server.address, server.token, patience=200.0, **kw)
     voice.update(PARAMS)
     return voice

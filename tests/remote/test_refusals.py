@@ -44,7 +44,7 @@ def test_token_is_required_and_checked(server):
     from voicegui.remote.client import RemoteError, RemoteVoice
 
     with pytest.raises(RemoteError) as err:
-        RemoteVoice(server.address, wrong, vad=False)
+        RemoteVoice(server.address, wrong)
     assert err.value.code == P.UNAUTHORIZED and "token" in str(err.value)
 
 

@@ -82,7 +82,7 @@ def bench_remote(
         reference = (to_mono(data), ref_sr)
     else:
         reference = (x[: sr * 3], sr)
-    voices = [RemoteVoice(address, token, ca_file, vad=False) for _ in range(streams)]
+    voices = [RemoteVoice(address, token, ca_file) for _ in range(streams)]
     try:
         for v in voices:
             v.update(

@@ -29,7 +29,15 @@ def create_voice(settings: VoiceSettings, progress=None) -> Voice:
             raise VoiceError(f"the Remote GPU voice needs tritonclient[grpc]: {exc}") from exc
 
         address = settings.remote_address
-        return RemoteVoice(address, saved_token(address), settings.remote_ca or None)
+        try:
+            from voicegui.voices.vad import SileroSpeechDetector
+
+            detector = SileroSpeechDetector()
+        except Exception:  # an optimisation; the level gate works without it
+            detector = None
+        return RemoteVoice(
+            address, saved_token(address), settings.remote_ca or None, speech_detector=detector
+        )
     if name == "seedvc":
         try:
             from voicegui.voices.seedvc.voice import create_seedvc_voice
