@@ -2,12 +2,21 @@
 # Installs everything voicegui needs on Debian/Ubuntu: system packages, a virtualenv in .venv,
 # CPU PyTorch and the package itself (editable). Safe to run again: it skips what is done.
 #   scripts/setup.sh          app only
-#   scripts/setup.sh --test   app + test tools
+#   scripts/setup.sh --test   app + test tools + the voice server's environment (.venv-serve)
+#   scripts/setup.sh --serve  the voice server's environment only (`voicegui serve`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WITH_TEST=0
-[ "${1:-}" = "--test" ] && WITH_TEST=1
+WITH_SERVE=0
+[ "${1:-}" = "--test" ] && WITH_TEST=1 && WITH_SERVE=1
+[ "${1:-}" = "--serve" ] && WITH_SERVE=1
+# The server's own environment: PyTriton pins numpy < 2, the app uses numpy 2. Only what the
+# served voices need (no GUI, no audio devices); the project itself goes in without its deps.
+SERVE_PACKAGES=(
+  "numpy>=1.26,<2" "nvidia-pytriton>=0.7" scipy soxr soundfile platformdirs psutil
+  "transformers>=4.40" "safetensors>=0.4" "huggingface_hub>=0.23"
+)
 
 APT_PACKAGES=(
   libportaudio2 libsndfile1            # audio I/O and files
@@ -57,6 +66,15 @@ PYTHON="${PYTHON:-python3}"
 if ! "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
   echo "voicegui needs Python 3.11 or newer (found: $("$PYTHON" --version))" >&2
   exit 1
+fi
+if [ "$WITH_SERVE" = 1 ]; then
+  [ -x .venv-serve/bin/python ] || "$PYTHON" -m venv .venv-serve
+  SPIP=(.venv-serve/bin/python -m pip install -q --disable-pip-version-check)
+  .venv-serve/bin/python -c 'import torch' 2>/dev/null || "${SPIP[@]}" "torch==2.13.0"
+  .venv-serve/bin/python -c 'import pytriton, transformers, soxr' 2>/dev/null \
+    || "${SPIP[@]}" "${SERVE_PACKAGES[@]}"
+  "${SPIP[@]}" --no-deps -e .
+  [ "$WITH_TEST" = 1 ] || exit 0
 fi
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 PIP=(.venv/bin/python -m pip install -q --disable-pip-version-check)

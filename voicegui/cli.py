@@ -1,4 +1,4 @@
-"""Command line: no arguments starts the GUI; `devices`, `convert`, `bench`, `models`."""
+"""Command line: no arguments starts the GUI; `devices`, `convert`, `bench`, `models`, `serve`."""
 
 from __future__ import annotations
 
@@ -163,7 +163,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from voicegui import bench
 
     settings = settings_from_args(args)
-    if args.gui:
+    if args.remote:
+        result = _bench_remote(settings, args)
+    elif args.gui:
         if not args.jack:
             raise ValueError("--gui runs on JACK: add --jack")
         from voicegui.bench_gui import bench_gui
@@ -182,6 +184,64 @@ def cmd_bench(args: argparse.Namespace) -> int:
         Path(args.out).write_text(text + "\n", encoding="utf-8")
     print(text)
     return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from voicegui.remote.auth import server_token
+    from voicegui.remote.server import serve
+    from voicegui.remote.service import SeedVCService, seedvc_files
+
+    voices = [v.strip() for v in args.voices.split(",") if v.strip()]
+    unknown = sorted(set(voices) - {"seedvc"})
+    if unknown or not voices:
+        raise ValueError(f"voices that can be served: seedvc (not {', '.join(unknown) or '-'})")
+    token, token_file = server_token(Path(args.token_file) if args.token_file else None)
+    services = {
+        "seedvc": SeedVCService.load(
+            seedvc_files(Path(args.seedvc_dir) if args.seedvc_dir else None),
+            device=args.compute_device,
+            precision=args.precision,
+            batching=not args.no_batching,
+        )
+    }
+    scheme = "with TLS" if args.tls_cert else "without TLS"
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(
+            f"voicegui serve: listening on {args.host}, reachable from other machines", flush=True
+        )
+
+    def ready() -> None:
+        info = services["seedvc"].info()
+        print(
+            f"voicegui serve: ready on {args.host}:{args.port} ({scheme}); voices: "
+            f"{', '.join(services)}; {info['provider']} on {info['device']}; "
+            f"token in {token_file}",
+            flush=True,
+        )
+
+    serve(
+        services,
+        token,
+        host=args.host,
+        port=args.port,
+        tls_cert=Path(args.tls_cert) if args.tls_cert else None,
+        tls_key=Path(args.tls_key) if args.tls_key else None,
+        batch_delay_us=int(args.batch_delay_ms * 1000),
+        on_ready=ready,
+    )
+    return 0
+
+
+def _bench_remote(settings: Settings, args: argparse.Namespace) -> dict:
+    from voicegui.remote.auth import read_token_file, saved_token
+    from voicegui.remote.bench import bench_remote
+
+    token = read_token_file(Path(args.token_file)) if args.token_file else saved_token(args.remote)
+    if not token:
+        raise ValueError(f"no token for {args.remote}: give --token-file (the server's token)")
+    return bench_remote(
+        settings, args.remote, token, args.seconds, streams=args.streams, ca_file=args.tls_ca
+    )
 
 
 def cmd_live(args: argparse.Namespace) -> int:
@@ -259,10 +319,21 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="also measure the latency the virtual microphone (Send to apps, Linux) adds",
     )
+    b.add_argument(
+        "--remote",
+        metavar="HOST:PORT",
+        help="Seed-VC on a `voicegui serve` server: network round trip, server compute, end to end",
+    )
+    b.add_argument("--token-file", help="with --remote: the server's token file")
+    b.add_argument("--tls-ca", help="with --remote: the server's certificate (TLS)")
+    b.add_argument(
+        "--streams", type=int, default=1, help="with --remote: concurrent streams on one clock"
+    )
     b.add_argument("--out", help="also write the JSON to this file")
     _add_tuning(b)
     b.set_defaults(func=cmd_bench)
 
+    _add_serve_parser(sub)
     try:
         from voicegui.modelhub import add_models_parser
     except ImportError:
@@ -273,6 +344,36 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_rvc_parser(sub)
     return p
+
+
+def _add_serve_parser(sub) -> None:
+    from voicegui.remote.protocol import DEFAULT_PORT
+
+    sv = sub.add_parser(
+        "serve",
+        help="serve the neural voices to other machines (NVIDIA Triton; needs voicegui[serve])",
+    )
+    sv.add_argument("--voices", default="seedvc", help="comma-separated voices to serve")
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: all)")
+    sv.add_argument("--port", type=int, default=DEFAULT_PORT, help="gRPC port")
+    sv.add_argument(
+        "--token-file",
+        help="file holding the access token (made when missing; default: server-token in the "
+        "config folder)",
+    )
+    sv.add_argument("--tls-cert", help="PEM certificate: serve gRPC over TLS")
+    sv.add_argument("--tls-key", help="PEM private key of --tls-cert")
+    sv.add_argument("--seedvc-dir", help="Seed-VC model folder (default: the installed model)")
+    sv.add_argument("--compute-device", default="auto", help="auto, cpu or cuda")
+    sv.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16", "int8"])
+    sv.add_argument(
+        "--batch-delay-ms",
+        type=float,
+        default=2.0,
+        help="how long a block waits for other streams' blocks to batch with",
+    )
+    sv.add_argument("--no-batching", action="store_true", help="run every block alone")
+    sv.set_defaults(func=cmd_serve)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

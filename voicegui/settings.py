@@ -328,7 +328,9 @@ class VoiceSettings:
     # native bf16 (AVX512-BF16/AMX), else fp32; onnx picks int8 on CPU, fp16 on GPU (it has no
     # bf16 graphs: bf16 runs its fp32 ones)
     precision: str = "auto"
-    device: str = "auto"  # 'auto', 'cpu', 'cuda', 'mps'
+    device: str = "auto"  # 'auto', 'cpu', 'cuda', 'mps', or 'remote' (a voicegui server)
+    remote_address: str = ""  # host:port of the `voicegui serve` server (device 'remote')
+    remote_ca: str = ""  # its TLS certificate (or CA) file; '' = no TLS
 
 
 @dataclass(frozen=True)
@@ -364,6 +366,10 @@ class Settings:
             raise SettingsError(f"f0 method must be one of {', '.join(F0_METHODS)}")
         if not isinstance(self.voice.model, str) or not isinstance(self.voice.index, str):
             raise SettingsError("the RVC model and index must be names or paths")
+        if not isinstance(self.voice.remote_address, str) or not isinstance(
+            self.voice.remote_ca, str
+        ):
+            raise SettingsError("the remote server's address and certificate must be text")
         if not 8000 <= self.audio.sample_rate <= 384000:
             raise SettingsError(f"sample rate {self.audio.sample_rate} Hz is not supported")
         return self

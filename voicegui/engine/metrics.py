@@ -24,6 +24,7 @@ class LatencyBudget:
     sola: float = 0.0
     resampler: float = 0.0
     denoise: float = 0.0  # input noise suppressor (RNNoise + its framing), 0 when not running
+    network: float = 0.0  # a remote voice's pipeline: its replies come this much later
     buffer: float = 0.0  # output-ring headroom for compute and callback timing (live only)
     device_in: float = 0.0
     device_out: float = 0.0
@@ -33,7 +34,9 @@ class LatencyBudget:
 
     @property
     def algorithmic(self) -> float:
-        return self.block + self.lookahead + self.sola + self.resampler + self.denoise
+        return (
+            self.block + self.lookahead + self.sola + self.resampler + self.denoise + self.network
+        )
 
     @property
     def end_to_end(self) -> float:
@@ -46,6 +49,7 @@ class LatencyBudget:
             "sola_ms": self.sola * 1e3,
             "resampler_ms": self.resampler * 1e3,
             "denoise_ms": self.denoise * 1e3,
+            "network_ms": self.network * 1e3,
             "buffer_ms": self.buffer * 1e3,
             "device_in_ms": self.device_in * 1e3,
             "device_out_ms": self.device_out * 1e3,

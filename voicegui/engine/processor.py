@@ -228,12 +228,16 @@ class BlockProcessor:
             lookahead = g.right / g.voice_rate + float(self.voice.lookahead())
             sola = (g.crossfade + g.search - g.search // 2) / g.voice_rate
         buffer, device_in, device_out = self.io_latency
+        # a remote voice answers each block one (or more) blocks later: the network round trip
+        # and the server's compute hide in that time, and it is latency like any other
+        network = int(getattr(self.voice, "pipeline_blocks", 0)) * g.block / g.voice_rate
         return LatencyBudget(
             block=g.block_dev / g.device_rate,
             lookahead=lookahead,
             sola=sola,
             resampler=self.in_rs.delay_seconds + self.out_rs.delay_seconds,
             denoise=self.denoiser.delay_seconds if self.denoiser is not None else 0.0,
+            network=network,
             buffer=buffer,
             device_in=device_in,
             device_out=device_out,

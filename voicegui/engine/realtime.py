@@ -115,6 +115,9 @@ class RealtimeEngine:
         if self._voice is None:
             self._voice = create_voice(s.voice)
             self._voice_key = _voice_identity(s)
+        events = getattr(self._voice, "set_event_sink", None)
+        if callable(events):  # a remote voice reports losing and finding its server
+            events(self.on_event)
         if self._reference is not None:
             self._voice.prepare(*self._reference)
         self.proc = BlockProcessor(self._voice, s, rate, self.metrics)

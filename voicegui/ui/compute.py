@@ -17,6 +17,7 @@ DEVICES = (
     ("CPU", "cpu"),
     ("CUDA GPU", "cuda"),
     ("Apple GPU (MPS)", "mps"),
+    ("Remote GPU (a voicegui server)", "remote"),
 )
 ALWAYS = ("auto", "cpu")  # listed before (and whatever) the probe says
 

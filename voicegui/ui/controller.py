@@ -998,4 +998,8 @@ class Controller(QObject):
             if self.engine is not None and not self.engine.running:
                 self._lost(message)
             return
+        if kind == "remote":  # the Remote GPU server lost or back: one banner, replaced
+            lost = "lost" in message
+            self.notice.emit("warning" if lost else "info", message, "event:remote")
+            return
         self.notice.emit("warning" if kind == "warning" else "info", message, f"event:{kind}")

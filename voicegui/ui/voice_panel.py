@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from voicegui.settings import Settings
 from voicegui.ui.compute import ALWAYS, BACKENDS, DEVICES, probed_devices
+from voicegui.ui.remote_box import RemoteBox
 from voicegui.ui.rvc_library import RvcLibraryPanel
 from voicegui.voices.catalog import VOICES, voice_available, voice_selectable
 
@@ -114,6 +115,8 @@ class VoicePanel(QWidget):
         self.device.setToolTip(DEVICE_TIP)
         self._device_value = "auto"
         self._fill_devices()
+        self.remote = RemoteBox()  # shown while the compute device is a Remote GPU
+        self.remote.setVisible(False)
         self.compute_note = _note()
         self.provider = QLabel()
         self.provider.setAccessibleName("Neural voice runs on")
@@ -177,6 +180,7 @@ class VoicePanel(QWidget):
         label = QLabel("Comp&ute device")
         label.setBuddy(self.device)
         form.addRow(label, self.device)
+        form.addRow(self.remote)
         label = QLabel("Pre&cision")
         label.setBuddy(self.precision)
         form.addRow(label, self.precision)
@@ -213,6 +217,7 @@ class VoicePanel(QWidget):
         self.record.clicked.connect(self.recordRequested)
         self.clear.clicked.connect(self.referenceCleared)
         self.rvc.changed.connect(self.changed)
+        self.remote.changed.connect(self.changed)
         self.rvc.libraryChanged.connect(self.refresh_availability)
 
     # ---- model weights ---------------------------------------------------------------------
@@ -376,13 +381,14 @@ class VoicePanel(QWidget):
         tip = "" if needs_ref else f"{label} does not use a reference clip."
         self.reference.setToolTip(tip or "The voice you want to sound like.")
         self.rvc.setVisible(name == "rvc")
+        self.remote.setVisible(name == "seedvc" and self._device_value == "remote")
 
     # ---- compute devices ---------------------------------------------------------------------
     def _fill_devices(self) -> None:
         """Automatic and CPU always; CUDA/MPS once a probe found them; the saved choice always
         (marked when this machine lacks it), so a preset's value is never changed silently."""
         found = probed_devices()
-        usable = set(found) if found is not None else set(ALWAYS)
+        usable = (set(found) if found is not None else set(ALWAYS)) | {"remote"}
         self.device.blockSignals(True)
         self.device.clear()
         for label, value in DEVICES:
@@ -407,6 +413,7 @@ class VoicePanel(QWidget):
         value = self.device.currentData()
         if value is not None and value != self._device_value:
             self._device_value = value
+            self.remote.setVisible(value == "remote")
             self.changed.emit({"device": value})
 
     def show_provider(self, provider: str) -> None:
@@ -445,6 +452,7 @@ class VoicePanel(QWidget):
             self.reference.setCursorPosition(len(v.reference))
         self.clear.setEnabled(bool(v.reference))
         self.rvc.set_settings(s)
+        self.remote.set_values(v.remote_address, v.remote_ca)
 
     def set_running(self, running: bool) -> None:
         # the engine holds the microphone while running

@@ -53,6 +53,11 @@ def voice_available(name: str, settings=None) -> tuple[bool, str]:
         return _rvc_available(settings)
     if name != "seedvc":
         return True, ""
+    if settings is not None and getattr(settings, "device", "") == "remote":
+        # computed on a server: nothing of Seed-VC is needed here
+        if not settings.remote_address.strip():
+            return False, "no Remote GPU server address is set"
+        return True, ""
     import importlib.util
 
     if importlib.util.find_spec("torch") is None:
@@ -123,4 +128,6 @@ def voice_identity(v) -> tuple[str, ...]:
         return (v.voice, "", "", "")
     if v.voice == "rvc":
         return (v.voice, v.backend, v.device, v.precision, v.model, v.index, v.f0_method)
+    if v.device == "remote":
+        return (v.voice, v.device, v.remote_address, v.remote_ca)
     return (v.voice, v.backend, v.device, v.precision)

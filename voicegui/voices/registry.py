@@ -21,6 +21,23 @@ def create_voice(settings: VoiceSettings, progress=None) -> Voice:
         from voicegui.voices.passthrough import PassthroughVoice
 
         return PassthroughVoice()
+    if name == "seedvc" and settings.device == "remote":
+        try:
+            from voicegui.remote.auth import saved_token
+            from voicegui.remote.client import RemoteVoice
+        except ImportError as exc:
+            raise VoiceError(f"the Remote GPU voice needs tritonclient[grpc]: {exc}") from exc
+
+        address = settings.remote_address
+        try:
+            from voicegui.voices.vad import SileroSpeechDetector
+
+            detector = SileroSpeechDetector()
+        except Exception:  # an optimisation; the level gate works without it
+            detector = None
+        return RemoteVoice(
+            address, saved_token(address), settings.remote_ca or None, speech_detector=detector
+        )
     if name == "seedvc":
         try:
             from voicegui.voices.seedvc.voice import create_seedvc_voice
