@@ -384,6 +384,7 @@ def test_seedvc_loads_in_the_background_then_runs_on_jack(
     expected = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     if torch.backends.mps.is_available():
         expected.append("mps")
+    expected.append("remote")  # a Remote GPU (a voicegui server) is always a choice
     panel = window.voice
     assert [panel.device.itemData(i) for i in range(panel.device.count())] == expected
     assert panel.backend.isEnabled() and panel.device.isEnabled()
