@@ -53,18 +53,22 @@ def _kit_fingerprint(kit: Path) -> str:
     return h.hexdigest()[:16]
 
 
-@pytest.fixture(scope="session")
-def rvc_assets(rvc_kit: Path) -> Path:
+def build_rvc_assets(kit: Path) -> Path:
     """The `assets/` folder the kit's script writes: hubert_base/, rmvpe/rmvpe.pt, weights/*.pth,
-    indices/*.index (the layout of an RVC install)."""
-    out = REPO / "test-output" / "rvc-checkpoints" / _kit_fingerprint(rvc_kit)
+    indices/*.index (the layout of an RVC install), built once per kit."""
+    out = REPO / "test-output" / "rvc-checkpoints" / _kit_fingerprint(kit)
     done = out / ".complete"
     if not done.is_file():
         out.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [sys.executable, str(rvc_kit / "make_checkpoints.py"), "--out", str(out), "--index"],
+            [sys.executable, str(kit / "make_checkpoints.py"), "--out", str(out), "--index"],
             check=True,
             capture_output=True,
         )
         done.write_text("ok")
     return out / "assets"
+
+
+@pytest.fixture(scope="session")
+def rvc_assets(rvc_kit: Path) -> Path:
+    return build_rvc_assets(rvc_kit)

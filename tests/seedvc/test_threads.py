@@ -13,9 +13,11 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
+from tests.rvc.conftest import build_rvc_assets, rvc_kit_dir
 from tests.seedvc.conftest import REPO, write_published_layout
 from voicegui.threads import physical_cores
 
@@ -39,11 +41,13 @@ PROBE = textwrap.dedent(
     from voicegui.voices.registry import VOICES, create_voice
 
     assert main(["models", "import", "seedvc", sys.argv[1]]) == 0
+    assert main(["models", "import", "rvc", sys.argv[3]]) == 0  # an RVC install's assets/
     torch.set_num_threads(T.physical_cores())
     report = {"cores": T.physical_cores(), "before": torch.get_num_threads(), "built": {}}
     voices = {}
     for name in VOICES:  # every voice the registry knows, built as the app builds it
-        settings = VoiceSettings(voice=name, diffusion_steps=1, cfg_rate=0.0, max_prompt_time=1.0)
+        settings = VoiceSettings(voice=name, diffusion_steps=1, cfg_rate=0.0, max_prompt_time=1.0,
+                                 model=sys.argv[4])
         voices[name] = create_voice(settings)
         report["built"][name] = torch.get_num_threads()
 
@@ -77,11 +81,17 @@ PROBE = textwrap.dedent(
 )
 
 
-def _probe(folder, mode: str, tmp_path) -> dict:
+def _rvc_model(assets: Path) -> Path:
+    return sorted((assets / "weights").glob("*.pth"))[0]
+
+
+def _probe(published: tuple[Path, Path], mode: str, tmp_path) -> dict:
+    folder, rvc_assets = published
     env = {k: v for k, v in os.environ.items() if k != "VOICEGUI_THREADS"}
     env.update(VOICEGUI_HOME=str(tmp_path / f"home-{mode}"), PYTHONPATH=str(REPO))
     r = subprocess.run(
-        [sys.executable, "-c", PROBE, str(folder), mode],
+        [sys.executable, "-c", PROBE, str(folder), mode, str(rvc_assets),
+         str(_rvc_model(rvc_assets))],  # fmt: skip
         env=env,
         capture_output=True,
         text=True,
@@ -111,13 +121,18 @@ def _problems(report: dict) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def published(kit_checkpoints, tmp_path_factory):
-    return write_published_layout(kit_checkpoints, tmp_path_factory.mktemp("published"))
+def published(kit_checkpoints, tmp_path_factory) -> tuple[Path, Path]:
+    """The Seed-VC weights in their published layout, and the RVC kit's assets/ folder."""
+    kit = rvc_kit_dir()
+    if not (kit / "expected.npz").is_file():
+        pytest.skip(f"RVC parity kit not found at {kit} (set VOICEGUI_RVC_FIXTURES)")
+    folder = write_published_layout(kit_checkpoints, tmp_path_factory.mktemp("published"))
+    return folder, build_rvc_assets(kit)
 
 
 def test_building_any_voice_keeps_torch_threads(published, tmp_path):
     report = _probe(published, "guarded", tmp_path)
-    assert set(report["built"]) >= {"dsp", "passthrough", "seedvc"}
+    assert set(report["built"]) >= {"dsp", "passthrough", "seedvc", "rvc"}
     assert _problems(report) == []
 
 
