@@ -188,13 +188,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from voicegui.remote.auth import server_token
-    from voicegui.remote.server import serve
-    from voicegui.remote.service import SeedVCService, seedvc_files
+    from voicegui.remote.server import check_tls_files, serve
 
     voices = [v.strip() for v in args.voices.split(",") if v.strip()]
     unknown = sorted(set(voices) - {"seedvc"})
     if unknown or not voices:
         raise ValueError(f"voices that can be served: seedvc (not {', '.join(unknown) or '-'})")
+    tls_cert = Path(args.tls_cert) if args.tls_cert else None
+    tls_key = Path(args.tls_key) if args.tls_key else None
+    check_tls_files(tls_cert, tls_key)  # before the model loads: a mistake is said at once
+    from voicegui.remote.service import SeedVCService, seedvc_files
+
     token, token_file = server_token(Path(args.token_file) if args.token_file else None)
     services = {
         "seedvc": SeedVCService.load(
@@ -224,8 +228,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         token,
         host=args.host,
         port=args.port,
-        tls_cert=Path(args.tls_cert) if args.tls_cert else None,
-        tls_key=Path(args.tls_key) if args.tls_key else None,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
         batch_delay_us=int(args.batch_delay_ms * 1000),
         on_ready=ready,
     )

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from voicegui.remote import protocol as P
+from voicegui.remote.failures import CertificateError, describe, read_certificate
 from voicegui.remote.protocol import StreamSettings
 from voicegui.voices.base import BlockInfo, VoiceError
 
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 CALL_TIMEOUT = 10.0  # seconds for a start/info/end call (a start may compute the prompt)
 RECONNECT_EVERY = 1.0
 MAX_UNANSWERED = 2  # blocks in flight per stream before the next is skipped (server behind)
+END_WAIT = 1.0  # seconds closing waits for the server to end the stream (then it expires)
 SILENT_SECONDS = 3.0  # no reply at all for this long while blocks go out: the link is dead
 STREAM_SEED = 1234  # the local Seed-VC voice's per-stream seed (seedvc/voice.py)
 EVENT = "remote"  # engine event kind: the window shows it as a banner
@@ -81,15 +83,21 @@ class Connection:
         host, port = P.parse_address(address)
         self.address, self._token = address, token
         url = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        root = Path(ca_file).read_bytes() if ca_file else None
+        self.tls = bool(ca_file)
+        if ca_file:
+            try:
+                read_certificate(ca_file)  # a clear message now, not a failed handshake later
+            except CertificateError as exc:
+                raise RemoteError(str(exc)) from None
         self._grpc = grpcclient
         self.client = grpcclient.InferenceServerClient(
-            url, ssl=root is not None, root_certificates=ca_file if root else None
+            url, ssl=self.tls, root_certificates=str(ca_file) if ca_file else None
         )
         self._pending: dict[str, Reply] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self.broken: str | None = None
+        self.replied = False  # a reply came: a failure later is the link breaking
         self.last_reply = time.perf_counter()
         self.observer: Callable[[Reply], None] | None = None  # hears every reply (timings)
         self.client.start_stream(callback=self._on_reply)
@@ -116,7 +124,7 @@ class Connection:
                 parameters={"token": self._token, "op": op, **params},
             )
         except Exception as exc:
-            self.fail(f"cannot send to {self.address}: {exc}")
+            self.fail(describe(exc, self.address, self.tls, self.replied))
             raise RemoteError(self.broken or str(exc)) from exc
         return reply
 
@@ -134,8 +142,9 @@ class Connection:
         self.last_reply = time.perf_counter()
         if result is None:
             # our requests are well formed: an error without a result is the stream failing
-            self.fail(f"the connection to {self.address} failed: {error}")
+            self.fail(describe(error, self.address, self.tls, self.replied))
             return
+        self.replied = True
         rid = result.get_response().id
         with self._lock:
             reply = self._pending.pop(rid, None)
@@ -220,9 +229,12 @@ class RemoteVoice:
         try:
             info = conn.call(self.voice, "info", {})
         except RemoteError as exc:
+            broken = conn.broken
             conn.close()
             if exc.code == P.UNAUTHORIZED:
                 raise RemoteError(f"{self.address} refused the access token", exc.code) from None
+            if broken:  # the connection's own words name the address
+                raise RemoteError(broken, exc.code) from None
             raise RemoteError(f"{self.address}: {exc}", exc.code) from None
         conn.observer = self._observe
         old, self._conn = self._conn, conn
@@ -278,11 +290,14 @@ class RemoteVoice:
             self._inflight = None
             self._unanswered.clear()
 
-    def _end_stream(self, conn: Connection) -> None:
+    def _end_stream(self, conn: Connection, wait: float = 0.0) -> None:
+        """Tell the server the stream ended (its slot is free at once, not after the idle
+        expiry); ``wait``: how long to wait for the reply (the connection closes next)."""
         sid, self._stream = self._stream, None
         if sid is not None and not conn.broken:
             with contextlib.suppress(RemoteError):
-                conn.send(self.voice, "end", {"stream": sid})
+                reply = conn.send(self.voice, "end", {"stream": sid})
+                reply.wait(wait)
 
     def _lost(self, why: str) -> None:
         """The link failed: announce it once and reconnect in the background."""
@@ -439,7 +454,7 @@ class RemoteVoice:
         self._closed = True
         conn, self._conn = self._conn, None
         if conn is not None:
-            self._end_stream(conn)
+            self._end_stream(conn, wait=END_WAIT)
             conn.close()
 
     def stats(self) -> dict:
