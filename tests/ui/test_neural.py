@@ -392,6 +392,7 @@ def test_seedvc_loads_in_the_background_then_runs_on_jack(
     expected = ["auto", "cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     if torch.backends.mps.is_available():
         expected.append("mps")
+    expected.append("remote")  # a `voicegui serve` server: always offered
     panel = window.voice
     assert [panel.device.itemData(i) for i in range(panel.device.count())] == expected
     assert panel.backend.isEnabled() and panel.device.isEnabled()
