@@ -18,7 +18,9 @@ Triton's Python backend cannot carry a tensor with no elements, so a request or 
 audio carries one zero sample (``NO_AUDIO``). Replies carry ``AUDIO`` (the block's output) and
 ``STATUS``: a JSON object
 with ``ok``, and ``error``/``code`` when refused, or what the op returns (``stream``,
-``compute_ms``, ...). A refused request gets a status, never a crash of the server.
+``compute_ms``, ...; a block's reply has ``compute_ms``, the time of the pass that computed it,
+and ``batch``, how many blocks that pass computed together). A refused request gets a status,
+never a crash of the server.
 """
 
 from __future__ import annotations

@@ -75,8 +75,8 @@ class VoiceServer:
                 if isinstance(result, P.ProtocolError):
                     replies[i] = self._refuse(result)
                 else:
-                    wave, ms = result
-                    status = P.ok_status(index=job.geometry.index, compute_ms=ms, batch=len(blocks))
+                    wave, ms, rows = result
+                    status = P.ok_status(index=job.geometry.index, compute_ms=ms, batch=rows)
                     replies[i] = _reply(status, wave)
         service.streams.expire()
         return replies  # type: ignore[return-value]
