@@ -130,7 +130,7 @@ def bench_remote(
             "server_compute": _percentiles(ms for v in voices for ms in v.server_ms),
             # a pass's time shared by the blocks it computed together
             "server_compute_per_block": _percentiles(
-                ms / max(1, b) for v in voices for ms, b in zip(v.server_ms, v.batch_sizes)
+                ms for v in voices for ms in v.server_block_ms
             ),
             "server_batch_sizes": sorted({b for v in voices for b in v.batch_sizes}),
             # blocks the server computed (late replies included) per second of the run

@@ -213,6 +213,7 @@ class RemoteVoice:
         self.round_trips_ms: deque[float] = deque(maxlen=4096)
         self.server_ms: deque[float] = deque(maxlen=4096)
         self.batch_sizes: deque[int] = deque(maxlen=4096)
+        self.server_block_ms: deque[float] = deque(maxlen=4096)  # a pass's time per block in it
         self.info = self._connect()
         # the engine's gate asks it whether a block is speech (built by the caller: a VAD
         # loads torch, which the window, testing servers with this module, never imports)
@@ -247,8 +248,10 @@ class RemoteVoice:
         status = reply.status or {}
         if reply.op == "block" and status.get("ok"):
             self.round_trips_ms.append((reply.received - reply.sent) * 1e3)
-            self.server_ms.append(float(status.get("compute_ms", 0.0)))
-            self.batch_sizes.append(int(status.get("batch", 1)))
+            ms, batch = float(status.get("compute_ms", 0.0)), max(1, int(status.get("batch", 1)))
+            self.server_ms.append(ms)
+            self.batch_sizes.append(batch)
+            self.server_block_ms.append(ms / batch)
 
     def set_event_sink(self, emit: Callable[[str, str], None]) -> None:
         """The engine's event callback: loss and return of the server are announced there."""
