@@ -26,6 +26,9 @@ SERVE_PYTHON = Path(
 )
 START_TIMEOUT = 180.0
 BATCH_DELAY_MS = 50
+# streams not heard from for this long are dropped: short, so that a test can outlast it (the
+# app keeps its streams alive through silences)
+IDLE_SECONDS = 8
 THREADS = "1"  # both sides compute with one thread: same float32 operations in the same order
 
 
@@ -64,6 +67,7 @@ class ServerProcess:
             # blocks sent together meet in a batch even when a loaded machine wakes the
             # second sender's thread late
             "--batch-delay-ms", str(BATCH_DELAY_MS),
+            "--idle-seconds", str(IDLE_SECONDS),
             *self.extra,
         ]  # fmt: skip
         out = self.log.open("ab")

@@ -157,12 +157,17 @@ def test_remote_gpu_from_the_window(window, qtbot, voice_server, speech_file, sp
     # the Test button while it runs: the server holds this window's stream
     assert "1 live stream)" in press_test(qtbot, box)
 
-    # the server dies: the audio goes on (fallback), a banner says the link is lost
+    # the user falls silent and the server dies meanwhile (tests/remote kill it mid-speech):
+    # the window says so before anyone speaks again; the audio goes on
+    eng.test_signal(None)
+    qtbot.waitUntil(lambda: eng.snapshot().gated, timeout=10000)
     voice_server.kill()
     try:
         qtbot.waitUntil(lambda: banner(window, "lost") is not None, timeout=30000)
         assert c.running and eng.running
         print(banner(window, "lost"))
+        kinds = {b.kind for b in window.banners.banners() if b.key == "event:remote"}
+        assert kinds == {"warning"}, kinds
         n = eng.snapshot().blocks
         qtbot.waitUntil(lambda: eng.snapshot().blocks > n + 2, timeout=10000)
     finally:
@@ -177,6 +182,7 @@ def test_remote_gpu_from_the_window(window, qtbot, voice_server, speech_file, sp
     # the voice is back: the new server holds its new stream, and its replies play again
     assert "1 live stream)" in press_test(qtbot, box)
     blocks.snaps.clear()
+    eng.test_signal(speech_48k * 0.5)
     came, fell = blocks.wait_for_voice(qtbot)
     print(f"after reconnecting: {came} voiced blocks came back, {fell} fell back")
 

@@ -9,6 +9,12 @@ dry fallback is delayed the same. A reply that is late or lost raises ``RemoteLa
 plays the user's fallback (the dry voice, crossfaded) for that block and counts it; the voice
 counts it too. A broken connection is re-established in the background, and the engine hears of
 the loss and the return as ``remote`` events (a banner in the window).
+
+While the user is silent no blocks go out; a watcher keeps the stream alive on the server
+(``keep``, every third of the server's idle time) and notices a lost server then too, so the
+voice is there again when the user speaks. A stream the server forgot anyway (a pause longer
+than its idle time, the server's stream table restarted) starts again in the background,
+without a banner: the server is there.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ CALL_TIMEOUT = 10.0  # seconds for a start/info/end call (a start may compute th
 RECONNECT_EVERY = 1.0
 MAX_UNANSWERED = 2  # blocks in flight per stream before the next is skipped (server behind)
 END_WAIT = 1.0  # seconds closing waits for the server to end the stream (then it expires)
+WATCH_EVERY = 1.0  # seconds between the watcher's looks at the link
 SILENT_SECONDS = 3.0  # no reply at all for this long while blocks go out: the link is dead
 STREAM_SEED = 1234  # the local Seed-VC voice's per-stream seed (seedvc/voice.py)
 EVENT = "remote"  # engine event kind: the window shows it as a banner
@@ -205,8 +212,12 @@ class RemoteVoice:
         self._last_index = -2
         self._lock = threading.Lock()
         self._reconnecting = threading.Event()
+        self._reopening = threading.Event()
+        self._loss_lock = threading.Lock()
+        self._stop = threading.Event()
         self._closed = False
         self._announced_loss = False
+        self._last_sent = time.perf_counter()  # a block or a keep, for the watcher
         self.emit: Callable[[str, str], None] = lambda kind, message: None
         # counters (read by the bench and the window)
         self.sent = self.received = self.late = self.lost = self.reconnects = self.skipped = 0
@@ -218,6 +229,7 @@ class RemoteVoice:
         # the engine's gate asks it whether a block is speech (built by the caller: a VAD
         # loads torch, which the window, testing servers with this module, never imports)
         self.speech_detector = speech_detector
+        threading.Thread(target=self._watch, daemon=True, name="remote-watch").start()
 
     # ---- connection -------------------------------------------------------------------------
     def _connect(self) -> dict:
@@ -303,19 +315,70 @@ class RemoteVoice:
                 reply.wait(wait)
 
     def _lost(self, why: str) -> None:
-        """The link failed: announce it once and reconnect in the background."""
-        if not self._announced_loss:
-            self._announced_loss = True
+        """The link failed: announce it once and reconnect in the background (called from the
+        engine's thread and the watcher's)."""
+        with self._loss_lock:
+            announce, self._announced_loss = not self._announced_loss, True
+            start = not self._reconnecting.is_set() and not self._closed
+            if start:
+                self._reconnecting.set()
+        if announce:
             self.emit(
                 EVENT,
                 f"Remote GPU server {self.address} lost ({why}); playing the "
                 "fallback while reconnecting",
             )
-        if not self._reconnecting.is_set() and not self._closed:
-            self._reconnecting.set()
+        if start:
             threading.Thread(
                 target=self._reconnect_loop, daemon=True, name="remote-reconnect"
             ).start()
+
+    def _reopen_stream(self) -> None:
+        """The server forgot the stream (it is there, the stream expired): start a new one in
+        the background, quietly; blocks meanwhile play the fallback."""
+        with self._loss_lock:
+            if self._closed or self._reconnecting.is_set() or self._reopening.is_set():
+                return
+            self._reopening.set()
+
+        def run() -> None:
+            try:
+                self._open_stream()
+            except (RemoteError, VoiceError) as exc:
+                self._lost(str(exc))
+            finally:
+                self._reopening.clear()
+
+        threading.Thread(target=run, daemon=True, name="remote-stream").start()
+
+    def _watch(self) -> None:
+        """Keep the stream alive through the user's silences and notice a lost server then."""
+        keep: tuple[str, Reply] | None = None  # the keep in flight and its stream
+        while not self._stop.wait(WATCH_EVERY):
+            conn = self._conn
+            if conn is None or self._reference is None:
+                continue  # not prepared: no stream to keep
+            if conn.broken:
+                self._lost(conn.broken)  # once; the reconnection is under way
+                keep = None
+                continue
+            if keep is not None:
+                sid, reply = keep
+                if reply.event.is_set():
+                    keep = None
+                    status = reply.status or {}
+                    if status.get("code") == P.UNKNOWN_STREAM and self._stream == sid:
+                        self._stream = None
+                        self._reopen_stream()
+                elif time.perf_counter() - reply.sent > CALL_TIMEOUT:
+                    conn.fail(f"no reply from {self.address} for {CALL_TIMEOUT:g} s")
+                continue
+            sid = self._stream
+            idle = float(self.info.get("idle_seconds", P.IDLE_SECONDS))
+            if sid is not None and time.perf_counter() - self._last_sent > idle / 3:
+                self._last_sent = time.perf_counter()
+                with contextlib.suppress(RemoteError):  # a failed send fails the connection
+                    keep = (sid, conn.send(self.voice, "keep", {"stream": sid}))
 
     def _reconnect_loop(self) -> None:
         try:
@@ -374,10 +437,15 @@ class RemoteVoice:
         follows = self._last_index == info.index - 1  # no gap (closed gate) since the last call
         self._last_index = info.index
         conn, sid = self._conn, self._stream
-        if conn is None or conn.broken or sid is None:
+        if conn is None or conn.broken:
             self.lost += 1
             self._lost(conn.broken if conn is not None and conn.broken else "not connected")
             raise RemoteLate(f"no connection to {self.address}")
+        if sid is None:  # connected, the stream starting (again)
+            self.lost += 1
+            if not self._reconnecting.is_set():
+                self._reopen_stream()
+            raise RemoteLate(f"the stream on {self.address} is starting")
         now = time.perf_counter()
         while self._unanswered and self._unanswered[0].event.is_set():
             self._unanswered.popleft()
@@ -409,9 +477,9 @@ class RemoteVoice:
             if conn.broken:
                 self._lost(conn.broken)
                 raise RemoteLate(conn.broken)
-            if status.get("code") == P.UNKNOWN_STREAM:  # expired on the server: start again
-                self._stream = None
-                self._lost("the server forgot the stream")
+            if status.get("code") == P.UNKNOWN_STREAM and self._stream == sid:
+                self._stream = None  # expired on the server: a new one, quietly
+                self._reopen_stream()
             raise RemoteError(status.get("error", "refused"), status.get("code", P.FAILED))
         self.received += 1
         audio = reply.audio
@@ -437,6 +505,7 @@ class RemoteVoice:
             self._lost(str(exc))
             return
         self.sent += 1
+        self._last_sent = time.perf_counter()
         self._inflight = (info.index, reply)
         self._unanswered.append(reply)
 
@@ -455,6 +524,7 @@ class RemoteVoice:
 
     def close(self) -> None:
         self._closed = True
+        self._stop.set()
         conn, self._conn = self._conn, None
         if conn is not None:
             self._end_stream(conn, wait=END_WAIT)

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_DELAY_US = 2000  # how long Triton holds a block for others to join its batch
 MAX_BATCH = 8
+MIN_IDLE_SECONDS = 3.0  # the app keeps a silent stream alive every third of it
 
 
 class VoiceServer:
@@ -58,6 +59,8 @@ class VoiceServer:
                     blocks.append((i, service.job(params, audio)))
                 elif op == "start":
                     replies[i] = _reply(P.ok_status(**service.start(params, audio)))
+                elif op == "keep":
+                    replies[i] = _reply(P.ok_status(**service.keep(P.param_str(params, "stream"))))
                 elif op == "end":
                     replies[i] = _reply(P.ok_status(**service.end(P.param_str(params, "stream"))))
                 elif op == "info":

@@ -87,6 +87,7 @@ class SeedVCService:
             "device": name,
             "precision": self.model.precision,
             "streams": len(self.streams),
+            "idle_seconds": self.streams.idle_seconds,
         }
 
     # ---- stream start and end --------------------------------------------------------------
@@ -105,6 +106,10 @@ class SeedVCService:
         state = StreamState(ref_hash, settings, prompt, StreamGenerators(seed, self.model.device))
         sid = self.streams.open(state)
         return {"stream": sid, "rate": self.rate}
+
+    def keep(self, sid: str) -> dict:
+        self.streams.get(sid)  # marks it active; refused when unknown or expired
+        return {"kept": True}
 
     def end(self, sid: str) -> dict:
         return {"ended": self.streams.close(sid)}
