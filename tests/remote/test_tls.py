@@ -4,6 +4,8 @@ cannot verify the server (or the server that does not speak TLS) refused with a 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -30,6 +32,24 @@ def test_a_client_with_the_certificate_streams_over_tls(tls_voice_server, tls_fi
         voice.close()
     result = probe(tls_voice_server.address, tls_voice_server.token, str(tls_files["cert"]))
     assert result["ok"] and result["device"] == "cpu", result
+
+
+def test_bench_over_tls(tls_voice_server, tls_files, tmp_path, capsys):
+    """`voicegui bench --remote ... --tls-ca`: the figures come over the encrypted link."""
+    out = tmp_path / "bench.json"
+    light = ["--voice", "seedvc", "--block-time", "0.5", "--extra-left", "0.5",
+             "--extra-dit-left", "0.2", "--extra-right", "0", "--steps", "2", "--cfg", "0",
+             "--max-prompt", "1.0"]  # fmt: skip
+    rc = cli.main(
+        ["bench", "--remote", tls_voice_server.address, "--seconds", "1.5", "--out", str(out),
+         "--token-file", str(tls_voice_server.token_file), "--tls-ca", str(tls_files["cert"]),
+         *light]
+    )  # fmt: skip
+    assert rc == 0, capsys.readouterr().err
+    result = json.loads(out.read_text())
+    assert result["server"]["device"] == "cpu"
+    assert result["network_round_trip"]["n"] > 0 and result["blocks"] >= 1
+    assert result["latency"]["network_ms"] == pytest.approx(result["block_ms"])
 
 
 def refusal(address: str, token: str, ca) -> str:
