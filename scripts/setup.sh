@@ -22,6 +22,7 @@ APT_PACKAGES=(
   libportaudio2 libsndfile1            # audio I/O and files
   jackd2                               # JACK server (dummy driver for tests and the loopback bench)
   espeak-ng                            # speech for tests
+  openssl                              # self-signed certificates for the Remote GPU TLS tests
   xvfb xauth                           # a virtual screen for the real-window test
   xdotool dbus                         # hotkey tests: keys typed into another window; a D-Bus
   gcc libc6-dev linux-libc-dev python3-dev  # pynput needs evdev on Linux, built from source

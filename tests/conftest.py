@@ -11,7 +11,8 @@ import pytest
 from tests.signals import espeak
 
 JACK = "JACK Audio Connection Kit"
-pytest_plugins = ["tests.pipewire"]  # the pipewire_server fixture: a headless PipeWire server
+# pipewire_server: a headless PipeWire server; voice_server: a real `voicegui serve` on localhost
+pytest_plugins = ["tests.pipewire", "tests.voice_server"]
 OUTPUT_DIR = Path(__file__).resolve().parent.parent / "test-output"
 
 

@@ -188,13 +188,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from voicegui.remote.auth import server_token
-    from voicegui.remote.server import serve
-    from voicegui.remote.service import SeedVCService, seedvc_files
+    from voicegui.remote.server import MIN_IDLE_SECONDS, check_tls_files, serve
 
     voices = [v.strip() for v in args.voices.split(",") if v.strip()]
     unknown = sorted(set(voices) - {"seedvc"})
     if unknown or not voices:
         raise ValueError(f"voices that can be served: seedvc (not {', '.join(unknown) or '-'})")
+    tls_cert = Path(args.tls_cert) if args.tls_cert else None
+    tls_key = Path(args.tls_key) if args.tls_key else None
+    check_tls_files(tls_cert, tls_key)  # before the model loads: a mistake is said at once
+    if not args.idle_seconds >= MIN_IDLE_SECONDS:
+        raise ValueError(f"--idle-seconds must be at least {MIN_IDLE_SECONDS:g}")
+    from voicegui.remote.service import SeedVCService, seedvc_files
+
     token, token_file = server_token(Path(args.token_file) if args.token_file else None)
     services = {
         "seedvc": SeedVCService.load(
@@ -202,6 +208,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             device=args.compute_device,
             precision=args.precision,
             batching=not args.no_batching,
+            idle_seconds=args.idle_seconds,
         )
     }
     scheme = "with TLS" if args.tls_cert else "without TLS"
@@ -224,8 +231,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         token,
         host=args.host,
         port=args.port,
-        tls_cert=Path(args.tls_cert) if args.tls_cert else None,
-        tls_key=Path(args.tls_key) if args.tls_key else None,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
         batch_delay_us=int(args.batch_delay_ms * 1000),
         on_ready=ready,
     )
@@ -347,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_serve_parser(sub) -> None:
-    from voicegui.remote.protocol import DEFAULT_PORT
+    from voicegui.remote.protocol import DEFAULT_PORT, IDLE_SECONDS
 
     sv = sub.add_parser(
         "serve",
@@ -373,6 +380,13 @@ def _add_serve_parser(sub) -> None:
         help="how long a block waits for other streams' blocks to batch with",
     )
     sv.add_argument("--no-batching", action="store_true", help="run every block alone")
+    sv.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=IDLE_SECONDS,
+        help="drop a stream whose app has not been heard from for this long (the app keeps its "
+        "streams alive while its user is silent)",
+    )
     sv.set_defaults(func=cmd_serve)
 
 

@@ -2,8 +2,10 @@
 real-time clock, one stream or several on a shared clock (whose blocks the server batches).
 
 Reports the network round trip (an ``info`` call: the network and Triton's hop, no compute),
-each block's round trip (network + queue + compute), the server's compute per pass, the batch
-sizes the server formed, late and lost blocks, and the latency budget with its network part.
+each block's round trip (network + queue + compute), the server's compute per pass and per
+block (a pass's time shared by the blocks it computed together), the batch sizes the server
+formed, the blocks it served per second, late and lost blocks, and the latency budget with its
+network part.
 """
 
 from __future__ import annotations
@@ -111,6 +113,7 @@ def bench_remote(
             t.start()
         for t in threads:
             t.join()
+        elapsed = time.perf_counter() - start_at
         stats = [v.stats() for v in voices]
         proc = results[0]["proc"]
         lat = proc.latency()
@@ -125,7 +128,13 @@ def bench_remote(
             "network_round_trip": _percentiles(pings),
             "block_round_trip": _percentiles(ms for v in voices for ms in v.round_trips_ms),
             "server_compute": _percentiles(ms for v in voices for ms in v.server_ms),
+            # a pass's time shared by the blocks it computed together
+            "server_compute_per_block": _percentiles(
+                ms for v in voices for ms in v.server_block_ms
+            ),
             "server_batch_sizes": sorted({b for v in voices for b in v.batch_sizes}),
+            # blocks the server computed (late replies included) per second of the run
+            "served_blocks_per_s": sum(len(v.server_ms) for v in voices) / elapsed,
             "engine_block": _percentiles(ms for r in results for ms in r["block_ms"]),
             "blocks": blocks,
             "late": sum(s["late"] for s in stats),

@@ -9,6 +9,12 @@ dry fallback is delayed the same. A reply that is late or lost raises ``RemoteLa
 plays the user's fallback (the dry voice, crossfaded) for that block and counts it; the voice
 counts it too. A broken connection is re-established in the background, and the engine hears of
 the loss and the return as ``remote`` events (a banner in the window).
+
+While the user is silent no blocks go out; a watcher keeps the stream alive on the server
+(``keep``, every third of the server's idle time) and notices a lost server then too, so the
+voice is there again when the user speaks. A stream the server forgot anyway (a pause longer
+than its idle time, the server's stream table restarted) starts again in the background,
+without a banner: the server is there.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from voicegui.remote import protocol as P
+from voicegui.remote.failures import CertificateError, describe, read_certificate
 from voicegui.remote.protocol import StreamSettings
 from voicegui.voices.base import BlockInfo, VoiceError
 
@@ -33,6 +40,8 @@ log = logging.getLogger(__name__)
 CALL_TIMEOUT = 10.0  # seconds for a start/info/end call (a start may compute the prompt)
 RECONNECT_EVERY = 1.0
 MAX_UNANSWERED = 2  # blocks in flight per stream before the next is skipped (server behind)
+END_WAIT = 1.0  # seconds closing waits for the server to end the stream (then it expires)
+WATCH_EVERY = 1.0  # seconds between the watcher's looks at the link
 SILENT_SECONDS = 3.0  # no reply at all for this long while blocks go out: the link is dead
 STREAM_SEED = 1234  # the local Seed-VC voice's per-stream seed (seedvc/voice.py)
 EVENT = "remote"  # engine event kind: the window shows it as a banner
@@ -81,15 +90,21 @@ class Connection:
         host, port = P.parse_address(address)
         self.address, self._token = address, token
         url = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        root = Path(ca_file).read_bytes() if ca_file else None
+        self.tls = bool(ca_file)
+        if ca_file:
+            try:
+                read_certificate(ca_file)  # a clear message now, not a failed handshake later
+            except CertificateError as exc:
+                raise RemoteError(str(exc)) from None
         self._grpc = grpcclient
         self.client = grpcclient.InferenceServerClient(
-            url, ssl=root is not None, root_certificates=ca_file if root else None
+            url, ssl=self.tls, root_certificates=str(ca_file) if ca_file else None
         )
         self._pending: dict[str, Reply] = {}
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self.broken: str | None = None
+        self.replied = False  # a reply came: a failure later is the link breaking
         self.last_reply = time.perf_counter()
         self.observer: Callable[[Reply], None] | None = None  # hears every reply (timings)
         self.client.start_stream(callback=self._on_reply)
@@ -116,7 +131,7 @@ class Connection:
                 parameters={"token": self._token, "op": op, **params},
             )
         except Exception as exc:
-            self.fail(f"cannot send to {self.address}: {exc}")
+            self.fail(describe(exc, self.address, self.tls, self.replied))
             raise RemoteError(self.broken or str(exc)) from exc
         return reply
 
@@ -134,8 +149,9 @@ class Connection:
         self.last_reply = time.perf_counter()
         if result is None:
             # our requests are well formed: an error without a result is the stream failing
-            self.fail(f"the connection to {self.address} failed: {error}")
+            self.fail(describe(error, self.address, self.tls, self.replied))
             return
+        self.replied = True
         rid = result.get_response().id
         with self._lock:
             reply = self._pending.pop(rid, None)
@@ -196,18 +212,24 @@ class RemoteVoice:
         self._last_index = -2
         self._lock = threading.Lock()
         self._reconnecting = threading.Event()
+        self._reopening = threading.Event()
+        self._loss_lock = threading.Lock()
+        self._stop = threading.Event()
         self._closed = False
         self._announced_loss = False
+        self._last_sent = time.perf_counter()  # a block or a keep, for the watcher
         self.emit: Callable[[str, str], None] = lambda kind, message: None
         # counters (read by the bench and the window)
         self.sent = self.received = self.late = self.lost = self.reconnects = self.skipped = 0
         self.round_trips_ms: deque[float] = deque(maxlen=4096)
         self.server_ms: deque[float] = deque(maxlen=4096)
         self.batch_sizes: deque[int] = deque(maxlen=4096)
+        self.server_block_ms: deque[float] = deque(maxlen=4096)  # a pass's time per block in it
         self.info = self._connect()
         # the engine's gate asks it whether a block is speech (built by the caller: a VAD
         # loads torch, which the window, testing servers with this module, never imports)
         self.speech_detector = speech_detector
+        threading.Thread(target=self._watch, daemon=True, name="remote-watch").start()
 
     # ---- connection -------------------------------------------------------------------------
     def _connect(self) -> dict:
@@ -220,9 +242,12 @@ class RemoteVoice:
         try:
             info = conn.call(self.voice, "info", {})
         except RemoteError as exc:
+            broken = conn.broken
             conn.close()
             if exc.code == P.UNAUTHORIZED:
                 raise RemoteError(f"{self.address} refused the access token", exc.code) from None
+            if broken:  # the connection's own words name the address
+                raise RemoteError(broken, exc.code) from None
             raise RemoteError(f"{self.address}: {exc}", exc.code) from None
         conn.observer = self._observe
         old, self._conn = self._conn, conn
@@ -235,8 +260,10 @@ class RemoteVoice:
         status = reply.status or {}
         if reply.op == "block" and status.get("ok"):
             self.round_trips_ms.append((reply.received - reply.sent) * 1e3)
-            self.server_ms.append(float(status.get("compute_ms", 0.0)))
-            self.batch_sizes.append(int(status.get("batch", 1)))
+            ms, batch = float(status.get("compute_ms", 0.0)), max(1, int(status.get("batch", 1)))
+            self.server_ms.append(ms)
+            self.batch_sizes.append(batch)
+            self.server_block_ms.append(ms / batch)
 
     def set_event_sink(self, emit: Callable[[str, str], None]) -> None:
         """The engine's event callback: loss and return of the server are announced there."""
@@ -278,26 +305,80 @@ class RemoteVoice:
             self._inflight = None
             self._unanswered.clear()
 
-    def _end_stream(self, conn: Connection) -> None:
+    def _end_stream(self, conn: Connection, wait: float = 0.0) -> None:
+        """Tell the server the stream ended (its slot is free at once, not after the idle
+        expiry); ``wait``: how long to wait for the reply (the connection closes next)."""
         sid, self._stream = self._stream, None
         if sid is not None and not conn.broken:
             with contextlib.suppress(RemoteError):
-                conn.send(self.voice, "end", {"stream": sid})
+                reply = conn.send(self.voice, "end", {"stream": sid})
+                reply.wait(wait)
 
     def _lost(self, why: str) -> None:
-        """The link failed: announce it once and reconnect in the background."""
-        if not self._announced_loss:
-            self._announced_loss = True
+        """The link failed: announce it once and reconnect in the background (called from the
+        engine's thread and the watcher's)."""
+        with self._loss_lock:
+            announce, self._announced_loss = not self._announced_loss, True
+            start = not self._reconnecting.is_set() and not self._closed
+            if start:
+                self._reconnecting.set()
+        if announce:
             self.emit(
                 EVENT,
                 f"Remote GPU server {self.address} lost ({why}); playing the "
                 "fallback while reconnecting",
             )
-        if not self._reconnecting.is_set() and not self._closed:
-            self._reconnecting.set()
+        if start:
             threading.Thread(
                 target=self._reconnect_loop, daemon=True, name="remote-reconnect"
             ).start()
+
+    def _reopen_stream(self) -> None:
+        """The server forgot the stream (it is there, the stream expired): start a new one in
+        the background, quietly; blocks meanwhile play the fallback."""
+        with self._loss_lock:
+            if self._closed or self._reconnecting.is_set() or self._reopening.is_set():
+                return
+            self._reopening.set()
+
+        def run() -> None:
+            try:
+                self._open_stream()
+            except (RemoteError, VoiceError) as exc:
+                self._lost(str(exc))
+            finally:
+                self._reopening.clear()
+
+        threading.Thread(target=run, daemon=True, name="remote-stream").start()
+
+    def _watch(self) -> None:
+        """Keep the stream alive through the user's silences and notice a lost server then."""
+        keep: tuple[str, Reply] | None = None  # the keep in flight and its stream
+        while not self._stop.wait(WATCH_EVERY):
+            conn = self._conn
+            if conn is None or self._reference is None:
+                continue  # not prepared: no stream to keep
+            if conn.broken:
+                self._lost(conn.broken)  # once; the reconnection is under way
+                keep = None
+                continue
+            if keep is not None:
+                sid, reply = keep
+                if reply.event.is_set():
+                    keep = None
+                    status = reply.status or {}
+                    if status.get("code") == P.UNKNOWN_STREAM and self._stream == sid:
+                        self._stream = None
+                        self._reopen_stream()
+                elif time.perf_counter() - reply.sent > CALL_TIMEOUT:
+                    conn.fail(f"no reply from {self.address} for {CALL_TIMEOUT:g} s")
+                continue
+            sid = self._stream
+            idle = float(self.info.get("idle_seconds", P.IDLE_SECONDS))
+            if sid is not None and time.perf_counter() - self._last_sent > idle / 3:
+                self._last_sent = time.perf_counter()
+                with contextlib.suppress(RemoteError):  # a failed send fails the connection
+                    keep = (sid, conn.send(self.voice, "keep", {"stream": sid}))
 
     def _reconnect_loop(self) -> None:
         try:
@@ -356,10 +437,15 @@ class RemoteVoice:
         follows = self._last_index == info.index - 1  # no gap (closed gate) since the last call
         self._last_index = info.index
         conn, sid = self._conn, self._stream
-        if conn is None or conn.broken or sid is None:
+        if conn is None or conn.broken:
             self.lost += 1
             self._lost(conn.broken if conn is not None and conn.broken else "not connected")
             raise RemoteLate(f"no connection to {self.address}")
+        if sid is None:  # connected, the stream starting (again)
+            self.lost += 1
+            if not self._reconnecting.is_set():
+                self._reopen_stream()
+            raise RemoteLate(f"the stream on {self.address} is starting")
         now = time.perf_counter()
         while self._unanswered and self._unanswered[0].event.is_set():
             self._unanswered.popleft()
@@ -391,9 +477,9 @@ class RemoteVoice:
             if conn.broken:
                 self._lost(conn.broken)
                 raise RemoteLate(conn.broken)
-            if status.get("code") == P.UNKNOWN_STREAM:  # expired on the server: start again
-                self._stream = None
-                self._lost("the server forgot the stream")
+            if status.get("code") == P.UNKNOWN_STREAM and self._stream == sid:
+                self._stream = None  # expired on the server: a new one, quietly
+                self._reopen_stream()
             raise RemoteError(status.get("error", "refused"), status.get("code", P.FAILED))
         self.received += 1
         audio = reply.audio
@@ -419,6 +505,7 @@ class RemoteVoice:
             self._lost(str(exc))
             return
         self.sent += 1
+        self._last_sent = time.perf_counter()
         self._inflight = (info.index, reply)
         self._unanswered.append(reply)
 
@@ -437,9 +524,10 @@ class RemoteVoice:
 
     def close(self) -> None:
         self._closed = True
+        self._stop.set()
         conn, self._conn = self._conn, None
         if conn is not None:
-            self._end_stream(conn)
+            self._end_stream(conn, wait=END_WAIT)
             conn.close()
 
     def stats(self) -> dict:

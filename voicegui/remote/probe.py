@@ -17,7 +17,9 @@ def probe(address: str, token: str, ca_file: str | None = None, voice: str = "se
     {'ok': False, 'error': why}."""
     try:
         conn = Connection(address, token, ca_file or None)
-    except Exception as exc:
+    except RemoteError as exc:
+        return {"ok": False, "error": str(exc), "code": exc.code}
+    except Exception as exc:  # a bad address
         return {"ok": False, "error": f"cannot connect: {exc}"}
     try:
         times, info = [], {}

@@ -6,7 +6,9 @@ Every request goes to one Triton model per voice (``voicegui_seedvc``) with one 
 
 * ``token``: the server's access token, on every request.
 * ``op``: ``start`` (AUDIO = the reference clip, or empty when the server already holds the
-  clip whose hash is ``ref_hash``), ``block`` (AUDIO = one window), ``end``, or ``info``.
+  clip whose hash is ``ref_hash``), ``block`` (AUDIO = one window), ``keep`` (the stream is
+  alive while its user is silent: it is not dropped as idle), ``end``, or ``info`` (what the
+  server runs on, and ``idle_seconds``: how long a stream may stay silent without a ``keep``).
 * ``stream``: the stream id the server issued at ``start`` (a random 128-bit capability: a
   stream cannot name, read or reset another stream without knowing its id).
 * ``start`` also carries ``sr``, ``ref_hash``, ``seed``, ``settings`` (JSON) and
@@ -18,7 +20,9 @@ Triton's Python backend cannot carry a tensor with no elements, so a request or 
 audio carries one zero sample (``NO_AUDIO``). Replies carry ``AUDIO`` (the block's output) and
 ``STATUS``: a JSON object
 with ``ok``, and ``error``/``code`` when refused, or what the op returns (``stream``,
-``compute_ms``, ...). A refused request gets a status, never a crash of the server.
+``compute_ms``, ...; a block's reply has ``compute_ms``, the time of the pass that computed it,
+and ``batch``, how many blocks that pass computed together). A refused request gets a status,
+never a crash of the server.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ STATUS = "STATUS"
 PROTOCOL_VERSION = 1
 DEFAULT_PORT = 8765
 
-OPS = ("start", "block", "end", "info")
+OPS = ("start", "block", "keep", "end", "info")
 NO_AUDIO_SHAPE = (1, 1)  # what stands for "no audio" (see above)
 # Bounds of what one request may carry (a request over them is refused before any work).
 MAX_WINDOW_SECONDS = 10.0  # context + block + lookahead at the voice's rate

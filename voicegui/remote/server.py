@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_DELAY_US = 2000  # how long Triton holds a block for others to join its batch
 MAX_BATCH = 8
+MIN_IDLE_SECONDS = 3.0  # the app keeps a silent stream alive every third of it
 
 
 class VoiceServer:
@@ -58,6 +59,8 @@ class VoiceServer:
                     blocks.append((i, service.job(params, audio)))
                 elif op == "start":
                     replies[i] = _reply(P.ok_status(**service.start(params, audio)))
+                elif op == "keep":
+                    replies[i] = _reply(P.ok_status(**service.keep(P.param_str(params, "stream"))))
                 elif op == "end":
                     replies[i] = _reply(P.ok_status(**service.end(P.param_str(params, "stream"))))
                 elif op == "info":
@@ -75,8 +78,8 @@ class VoiceServer:
                 if isinstance(result, P.ProtocolError):
                     replies[i] = self._refuse(result)
                 else:
-                    wave, ms = result
-                    status = P.ok_status(index=job.geometry.index, compute_ms=ms, batch=len(blocks))
+                    wave, ms, rows = result
+                    status = P.ok_status(index=job.geometry.index, compute_ms=ms, batch=rows)
                     replies[i] = _reply(status, wave)
         service.streams.expire()
         return replies  # type: ignore[return-value]
@@ -130,6 +133,34 @@ def python_library_path() -> None:
         os.environ["LD_LIBRARY_PATH"] = ":".join([libdir, *paths])
 
 
+def check_tls_files(cert: Path | None, key: Path | None) -> None:
+    """Refuse a TLS setup that could not work before anything loads: both files, readable,
+    PEM, and the key belonging to the certificate (what Triton would otherwise fail on later,
+    with its own words)."""
+    import ssl
+
+    if cert is None and key is None:
+        return
+    if cert is None or key is None:
+        raise ValueError("TLS needs both --tls-cert and --tls-key")
+    for path, marker, what in (
+        (cert, b"-----BEGIN CERTIFICATE-----", "a PEM certificate"),
+        (key, b"PRIVATE KEY-----", "a PEM private key"),
+    ):
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"no such file: {path}")
+        if marker not in Path(path).read_bytes():
+            raise ValueError(f"{path} is not {what}")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(str(cert), str(key))
+    except ssl.SSLError as exc:
+        why = exc.reason or str(exc)
+        if "KEY_VALUES_MISMATCH" in str(exc):
+            why = "the key does not belong to the certificate"
+        raise ValueError(f"cannot serve TLS with {cert} and {key}: {why}") from None
+
+
 def _free_local_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -152,13 +183,9 @@ def serve(
     from pytriton.model_config import DynamicBatcher, ModelConfig, Tensor
     from pytriton.triton import Triton, TritonConfig
 
-    if (tls_cert is None) != (tls_key is None):
-        raise ValueError("TLS needs both --tls-cert and --tls-key")
+    check_tls_files(tls_cert, tls_key)
     tls = {}
     if tls_cert is not None:
-        for path in (tls_cert, tls_key):
-            if not Path(path).is_file():
-                raise FileNotFoundError(f"no such file: {path}")
         tls = dict(grpc_use_ssl=True, grpc_server_cert=tls_cert, grpc_server_key=tls_key)
     config = TritonConfig(
         grpc_address=host,

@@ -87,6 +87,7 @@ class SeedVCService:
             "device": name,
             "precision": self.model.precision,
             "streams": len(self.streams),
+            "idle_seconds": self.streams.idle_seconds,
         }
 
     # ---- stream start and end --------------------------------------------------------------
@@ -105,6 +106,10 @@ class SeedVCService:
         state = StreamState(ref_hash, settings, prompt, StreamGenerators(seed, self.model.device))
         sid = self.streams.open(state)
         return {"stream": sid, "rate": self.rate}
+
+    def keep(self, sid: str) -> dict:
+        self.streams.get(sid)  # marks it active; refused when unknown or expired
+        return {"kept": True}
 
     def end(self, sid: str) -> dict:
         return {"ended": self.streams.close(sid)}
@@ -159,8 +164,11 @@ class SeedVCService:
             raise ProtocolError(P.BAD_REQUEST, "the window has NaN or infinite samples")
         return BlockJob(sid, g, window, settings)
 
-    def run_blocks(self, jobs: list[BlockJob]) -> list[tuple[np.ndarray, float] | ProtocolError]:
-        """Each job's output and its share of the compute (ms), or why it was refused."""
+    def run_blocks(
+        self, jobs: list[BlockJob]
+    ) -> list[tuple[np.ndarray, float, int] | ProtocolError]:
+        """Each job's output, the time of the pass that computed it (ms) and how many blocks
+        that pass computed together; or why it was refused."""
         out: list = [None] * len(jobs)
         rows: dict[tuple, list[tuple[int, Row]]] = {}
         with self._lock:
@@ -185,7 +193,7 @@ class SeedVCService:
                 ms = (time.perf_counter() - t0) * 1e3
                 self.batches[len(group)] = self.batches.get(len(group), 0) + 1
                 for (i, _), wave in zip(group, waves, strict=True):
-                    out[i] = (wave.float().cpu().numpy(), ms)
+                    out[i] = (wave.float().cpu().numpy(), ms, len(group))
         return out
 
     def _row(self, job: BlockJob) -> Row:

@@ -7,7 +7,15 @@ from __future__ import annotations
 import threading
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QWidget,
+)
 
 from voicegui.remote.auth import save_token, saved_token
 
@@ -28,6 +36,12 @@ class RemoteBox(QWidget):
         self.certificate = QLineEdit()
         self.certificate.setPlaceholderText("server certificate for TLS (empty: no TLS)")
         self.certificate.setAccessibleName("Remote GPU server certificate")
+        self.certificate.setToolTip(
+            "The PEM certificate the server was started with (voicegui serve --tls-cert), or "
+            "the authority that signed it. Empty: the connection is not encrypted."
+        )
+        self.browse = QPushButton("Choose…")
+        self.browse.setAccessibleName("Choose the server certificate")
         self.test = QPushButton("&Test")
         self.test.setAccessibleName("Test the Remote GPU server")
         self.result = QLabel()
@@ -37,16 +51,18 @@ class RemoteBox(QWidget):
         form.setContentsMargins(0, 0, 0, 0)
         form.addRow("Server", self.address)
         form.addRow("Token", self.token)
-        form.addRow("Certificate", self.certificate)
+        cert = QHBoxLayout()
+        cert.addWidget(self.certificate, 1)
+        cert.addWidget(self.browse)
+        form.addRow("Certificate", cert)
         row = QHBoxLayout()
         row.addWidget(self.test)
         row.addWidget(self.result, 1)
         form.addRow("", row)
         self.address.editingFinished.connect(self._on_address)
         self.token.editingFinished.connect(self._on_token)
-        self.certificate.editingFinished.connect(
-            lambda: self.changed.emit({"remote_ca": self.certificate.text().strip()})
-        )
+        self.certificate.editingFinished.connect(self._on_certificate)
+        self.browse.clicked.connect(self._browse)
         self.test.clicked.connect(self.run_test)
         self.tested.connect(self._show_result)
 
@@ -64,6 +80,20 @@ class RemoteBox(QWidget):
         else:
             self.token.setText(saved_token(address))
         self.changed.emit({"remote_address": address})
+
+    def _on_certificate(self) -> None:
+        self.changed.emit({"remote_ca": self.certificate.text().strip()})
+
+    def _browse(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "The server's certificate",
+            self.certificate.text(),
+            "Certificates (*.pem *.crt *.cer);;All files (*)",
+        )
+        if path:
+            self.certificate.setText(path)
+            self._on_certificate()
 
     def _on_token(self) -> None:
         if self.address.text().strip():
@@ -86,9 +116,11 @@ class RemoteBox(QWidget):
     def _show_result(self, result: dict) -> None:
         self.test.setEnabled(True)
         if result.get("ok"):
+            streams = int(result.get("streams", 0))
             self.result.setText(
                 f"round trip {result['round_trip_ms']:.1f} ms; {result.get('provider', '?')} "
-                f"on {result.get('device', '?')} ({result.get('server', '')})"
+                f"on {result.get('device', '?')} ({result.get('server', '')}, "
+                f"{streams} live stream{'s' if streams != 1 else ''})"
             )
         else:
             self.result.setText(f"not usable: {result.get('error', 'no answer')}")

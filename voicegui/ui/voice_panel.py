@@ -314,7 +314,9 @@ class VoicePanel(QWidget):
             if not ok
             else f"{label} is installed."
         )
-        self.model_box.setVisible(not ok or self.model_busy)
+        remote = self._device_value == "remote" and self.voice.currentData() == MODEL
+        # a server computes it: the weights are not needed here
+        self.model_box.setVisible((not ok and not remote) or self.model_busy)
 
     # ---- voices ------------------------------------------------------------------------------
     def _fill_voices(self) -> None:
@@ -382,6 +384,7 @@ class VoicePanel(QWidget):
         self.reference.setToolTip(tip or "The voice you want to sound like.")
         self.rvc.setVisible(name == "rvc")
         self.remote.setVisible(name == "seedvc" and self._device_value == "remote")
+        self._update_model_box()
 
     # ---- compute devices ---------------------------------------------------------------------
     def _fill_devices(self) -> None:
@@ -413,7 +416,8 @@ class VoicePanel(QWidget):
         value = self.device.currentData()
         if value is not None and value != self._device_value:
             self._device_value = value
-            self.remote.setVisible(value == "remote")
+            self.remote.setVisible(value == "remote" and self.voice.currentData() == "seedvc")
+            self._update_model_box()
             self.changed.emit({"device": value})
 
     def show_provider(self, provider: str) -> None:

@@ -69,18 +69,34 @@ def voice_available(name: str, settings=None) -> tuple[bool, str]:
     ok = seedvc_installed()
     return (
         ok,
-        "" if ok else "Seed-VC weights are not installed: run `voicegui models download seedvc`",
+        ""
+        if ok
+        else "Seed-VC weights are not installed: run `voicegui models download seedvc`, or "
+        "compute it on a Remote GPU (a `voicegui serve` server; Compute device)",
     )
 
 
 def voice_selectable(name: str) -> tuple[bool, str]:
     """Whether the voice can be picked in the window. An RVC voice can be picked while its
     weights or its model are still missing: its voice library, shown once it is picked, gets
-    them."""
+    them. Seed-VC can be picked without its weights where the Remote GPU client is installed:
+    a `voicegui serve` server computes it then (the compute device, shown once it is picked)."""
     if name == "rvc":
         why = _rvc_runtime_missing()
         return not why, why
-    return voice_available(name)
+    ok, why = voice_available(name)
+    if not ok and name == "seedvc" and _remote_client_present():
+        return True, ""
+    return ok, why
+
+
+def _remote_client_present() -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("tritonclient.grpc") is not None
+    except ImportError:
+        return False
 
 
 def _rvc_runtime_missing() -> str:
