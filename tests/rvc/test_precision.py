@@ -205,7 +205,8 @@ def test_int8_content_and_synthesizer_onnx(
     w = rvc_installed_weights
     shared = SharedWeights(w / "hubert_base", w / "rmvpe.pt")
     ref = hubert.features(wav16k, "v2").numpy()
-    content = C._load_onnx_content(shared, "v2", "int8", "cpu", 2, onnx_cache, None)
+    plan = C.onnx_plan("cpu")
+    content = C._load_onnx_content(shared, "v2", "int8", plan, 2, onnx_cache, None)
     floor = int8_floor(
         hubert.encoder, lambda: hubert.features(wav16k, "v2"), ORT_ACT_LEVELS, nn.Linear
     )
@@ -216,7 +217,7 @@ def test_int8_content_and_synthesizer_onnx(
 
     feats, coarse, f0, kw = synth_inputs
     ref = run_synth(synth, feats, coarse, f0, kw)
-    q = C._load_onnx_synth(kit_model(rvc_assets), "int8", "cpu", 2, onnx_cache, None)
+    q = C._load_onnx_synth(kit_model(rvc_assets), "int8", plan, 2, onnx_cache, None)
     floor = int8_floor(
         synth, lambda: run_synth(synth, feats, coarse, f0, kw), ORT_ACT_LEVELS, LAYERS[1:]
     )

@@ -126,7 +126,18 @@ def _load_torch_content(shared: SharedWeights, device: torch.device, precision: 
     return hubert
 
 
-def _load_onnx_content(shared, version, precision, device, threads, cache_dir, progress):
+def onnx_plan(device: str):
+    """onnxruntime's providers for ``device``, probed once with a one-node model so that every
+    session of the voice asks only for those that load (others print errors and cost time)."""
+    from voicegui.voices.onnx.providers import plan_providers
+    from voicegui.voices.onnx.runtime import probe_providers
+
+    plan = plan_providers(device)
+    probe_providers(plan)  # narrows plan.requested to what loads
+    return plan
+
+
+def _load_onnx_content(shared, version, precision, plan, threads, cache_dir, progress):
     from .hubert import load_hubert
     from .onnx_content import OnnxContent, cached_graph, export_content
 
@@ -141,10 +152,10 @@ def _load_onnx_content(shared, version, precision, device, threads, cache_dir, p
         cache_dir,
         progress,
     )
-    return OnnxContent(path, version, device, threads)
+    return OnnxContent(path, version, plan, threads)
 
 
-def _load_onnx_synth(model: Path, precision: str, device: str, threads, cache_dir, progress):
+def _load_onnx_synth(model: Path, precision: str, plan, threads, cache_dir, progress):
     """The .pth exported to voicegui's ONNX layout (streaming cut, formant, injected noise)."""
     from .checkpoints import load_voice_model
     from .onnx_content import cached_graph, quantize_convs_int8
@@ -157,7 +168,7 @@ def _load_onnx_synth(model: Path, precision: str, device: str, threads, cache_di
     path = cached_graph(
         "synth", precision, [model], export, cache_dir, progress, quantize=quantize_convs_int8
     )
-    return OnnxSynthesizer(path, device=device, threads=threads)
+    return OnnxSynthesizer(path, threads=threads, plan=plan)
 
 
 def load_parts(
@@ -182,17 +193,24 @@ def load_parts(
         raise PartsError(f"unknown backend '{backend}': torch or onnx")
     if f0_method not in F0_METHODS:
         raise PartsError(f"unknown pitch estimator '{f0_method}': one of {', '.join(F0_METHODS)}")
+    from voicegui.voices.onnx import providers as PV
+
     dev = torch_device_for(device)
-    ort_device = device if backend == "onnx" or dev.type != "cpu" else "cpu"
-    chosen, notes = resolve_precision(backend, precision, dev.type)
     model = Path(model)
+    plan = None
+    if backend == "onnx" or model.suffix.lower() == ".onnx":
+        plan = onnx_plan(device if backend == "onnx" or dev.type != "cpu" else "cpu")
+    where = dev.type
+    if backend == "onnx":  # what onnxruntime runs on, as probed
+        where = "cuda" if plan.requested[0] in PV.GPU_PROVIDERS else "cpu"
+    chosen, notes = resolve_precision(backend, precision, where)
     try:
         if model.suffix.lower() == ".onnx":
-            synth = OnnxSynthesizer(model, device=ort_device, threads=threads)
+            synth = OnnxSynthesizer(model, threads=threads, plan=plan)
             if backend == "torch" and chosen != "fp32":
                 notes.append(f"{model.name} is an ONNX file: its synthesizer runs as exported")
         elif backend == "onnx":
-            synth = _load_onnx_synth(model, chosen, ort_device, threads, cache_dir, progress)
+            synth = _load_onnx_synth(model, chosen, plan, threads, cache_dir, progress)
         else:
             synth = load_voice_model(model, dev)[0]
             if chosen in ("bf16", "fp16"):
@@ -204,20 +222,17 @@ def load_parts(
     version = "v1" if _feature_dim(synth) == 256 else "v2"
     try:
         if backend == "onnx":
-            content = _load_onnx_content(
-                shared, version, chosen, ort_device, threads, cache_dir, progress
-            )
+            args = (shared, version, chosen, plan, threads, cache_dir, progress)
+            content = _load_onnx_content(*args)
         else:
             content = _load_torch_content(shared, dev, chosen)
         estimator = load_estimator(f0_method, shared, dev) if _has_f0(synth) else None
     except CheckpointError as exc:
         raise PartsError(f"{exc} (reinstall: `voicegui models download rvc`)") from exc
-    warnings = list(getattr(synth, "warnings", []))
+    warnings = list(plan.warnings) if plan is not None else []
     if backend == "onnx":
-        warnings += [w for w in content.plan.warnings if w not in warnings]
-        providers = content.providers
-        where = providers[0].replace("ExecutionProvider", "") if providers else "CPU"
-        provider = f"{where} (onnxruntime, {chosen})"
+        primary = content.providers[0] if content.providers else PV.CPU
+        provider = f"{PV.SHORT.get(primary, primary)} (onnxruntime, {chosen})"
     else:
         name = {"cuda": "CUDA", "mps": "MPS", "cpu": "CPU"}.get(dev.type, dev.type)
         provider = f"{name} (torch, {chosen})"

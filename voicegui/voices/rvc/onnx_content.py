@@ -172,11 +172,12 @@ def cached_graph(
 class OnnxContent:
     """``features(wav16k, version)`` like HubertContent's, from an exported graph."""
 
-    def __init__(self, path: Path, version: str, device: str = "cpu", threads: int | None = None):
+    def __init__(self, path: Path, version: str, plan, threads: int | None = None):
+        """``plan``: a ProviderPlan (voices/onnx/providers.py), probed."""
         from voicegui.voices.onnx import providers as PV
 
         self.version = version
-        self.plan = PV.plan_providers(device)
+        self.plan = plan
         self.session, self.providers = PV.create_session(Path(path), self.plan, threads=threads)
         PV.check_active(self.plan, self.providers)
 
