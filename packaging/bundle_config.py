@@ -66,6 +66,7 @@ NEURAL = [
     "hf_xet",
     "silero_vad",
     "faiss",  # RVC feature retrieval (voicegui/voices/rvc/index.py)
+    "torchfcpe",  # ships RVC's FCPE pitch weights (read as data, never imported)
     "tqdm",
     "regex",
     "fsspec",
@@ -202,6 +203,21 @@ SYSTEM_ONLY_LIBS = [
 # Linux: PortAudio and what only it needs; kept in _internal/portaudio/ (off the library search
 # path) so that a system libportaudio2 loads the system's libjack. See rthooks/.
 PORTAUDIO_LIBS = ["libportaudio.so", "libjack.so", "libdb-5"]
+
+
+def faiss_binaries() -> list[tuple[str, str]]:
+    """faiss's libraries where its extension's RPATH looks for them: libfaiss.so next to it in
+    faiss/, OpenBLAS and the OpenMP/Fortran runtimes in faiss_cpu.libs/ (the wheel's layout)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("faiss")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    package = Path(next(iter(spec.submodule_search_locations)))
+    out = [(str(p), "faiss") for p in sorted(package.glob("libfaiss*.so*"))]
+    libs = package.parent / "faiss_cpu.libs"
+    out += [(str(p), "faiss_cpu.libs") for p in sorted(libs.glob("*.so*"))]
+    return out
 
 
 def excludes(flavour: str) -> list[str]:

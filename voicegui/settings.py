@@ -53,7 +53,7 @@ SEEDVC = ("seedvc",)
 RVC = ("rvc",)
 NEURAL = SEEDVC + RVC
 DSP = ("dsp",)
-F0_METHODS = ("rmvpe", "fcpe")  # RVC pitch estimators
+F0_METHODS = ("rmvpe", "fcpe", "yin")  # RVC pitch estimators (yin: no weights, cheapest)
 
 
 @dataclass(frozen=True)

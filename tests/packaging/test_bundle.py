@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -43,6 +44,44 @@ def test_lite_excludes_the_neural_stack_and_full_keeps_it():
     assert "PySide6.QtQml" in lite and "PySide6.QtWebEngineCore" in full
     with pytest.raises(ValueError):
         cfg.excludes("medium")
+
+
+def test_rvc_parts_only_in_full():
+    lite, full = cfg.excludes("lite"), cfg.excludes("full")
+    for name in ("faiss", "torchfcpe"):
+        assert name in lite and name not in full
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ELF run paths")
+def test_faiss_libraries_keep_the_layout_their_run_path_expects():
+    """Every library libfaiss.so needs from the wheel lands where its RPATH looks."""
+    import shutil
+    import subprocess
+
+    pairs = cfg.faiss_binaries()
+    if not pairs or shutil.which("readelf") is None:
+        pytest.skip("faiss or readelf not installed")
+    dest = {Path(src).name: folder for src, folder in pairs}
+    libfaiss = next(src for src, folder in pairs if Path(src).name.startswith("libfaiss"))
+    assert dest[Path(libfaiss).name] == "faiss"
+    dyn = subprocess.run(["readelf", "-d", libfaiss], capture_output=True, text=True).stdout
+    rpath = re.search(r"R(?:UN)?PATH.*\[(.*)\]", dyn).group(1)
+    # the folders the loader searches, relative to the bundle's root (libfaiss sits in faiss/)
+    folders = {os.path.normpath(p.replace("$ORIGIN", "faiss")) for p in rpath.split(":")}
+    bundled = [n for n in re.findall(r"NEEDED.*\[(.*)\]", dyn) if n in dest]
+    assert bundled  # OpenBLAS and the OpenMP runtime come with the wheel
+    for name in bundled:
+        assert dest[name] in folders, (name, dest[name], rpath)
+
+
+def test_fcpe_weights_found_in_a_bundle(tmp_path, monkeypatch):
+    from voicegui.voices.rvc import fcpe
+
+    weights = tmp_path / fcpe.BUNDLED_PACKAGE / fcpe.BUNDLED_FILE
+    weights.parent.mkdir(parents=True)
+    weights.write_bytes(b"x")
+    monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path), raising=False)
+    assert fcpe.bundled_weights_path() == weights
 
 
 def test_dropped_qt_files():

@@ -72,3 +72,27 @@ def build_rvc_assets(kit: Path) -> Path:
 @pytest.fixture(scope="session")
 def rvc_assets(rvc_kit: Path) -> Path:
     return build_rvc_assets(rvc_kit)
+
+
+# ---- a user folder with the shared weights installed --------------------------------------------
+@pytest.fixture(scope="session")
+def rvc_installed_weights(rvc_assets, tmp_path_factory) -> Path:
+    """The RVC shared weights installed from the kit's assets/ as `voicegui models import rvc
+    DIR` does, once per session: the installed models/rvc folder."""
+    home = tmp_path_factory.mktemp("rvc-installed")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VOICEGUI_HOME", str(home))
+        from voicegui import modelhub, paths
+
+        modelhub.import_dir("rvc", rvc_assets)
+        return paths.models_dir() / "rvc"
+
+
+@pytest.fixture
+def rvc_home(rvc_installed_weights, voicegui_home) -> Path:
+    """This test's own VOICEGUI_HOME (an empty voice library) with the shared weights installed
+    (its models/rvc links to the session's install)."""
+    from voicegui import paths
+
+    (paths.models_dir() / "rvc").symlink_to(rvc_installed_weights, target_is_directory=True)
+    return voicegui_home

@@ -646,6 +646,8 @@ class Controller(QObject):
         elif not Path(voice.reference).is_file():
             notes.append(f"reference clip '{voice.reference}' is missing; keeping the current one")
             voice = replace(voice, reference=self._settings.voice.reference)
+        if voice.voice == "rvc" and not voice.model:
+            voice = self._keep_rvc_model(voice)
         ok, why = voice_available(voice.voice, voice)
         if not ok:
             notes.append(why)
@@ -655,6 +657,20 @@ class Controller(QObject):
         for note in notes:
             self.notice.emit("warning", f"Preset '{preset.name}': {note}", f"preset:{note}")
         return notes
+
+    def _keep_rvc_model(self, voice: VoiceSettings) -> VoiceSettings:
+        """An RVC preset that names no voice model (a built-in one: tuning only) keeps the
+        chosen model and index, at the model's own default pitch when it is a library voice."""
+        current = self._settings.voice
+        if not current.model:
+            return voice
+        from voicegui.voices.rvc import library
+
+        voice = replace(voice, model=current.model, index=current.index)
+        try:
+            return replace(voice, pitch=library.get(current.model).pitch)
+        except (library.LibraryError, OSError):  # given by path, or removed: the preset's pitch
+            return voice
 
     # ---- engine lifecycle --------------------------------------------------------------------
     def _startable(self, quiet: bool = False) -> bool:

@@ -48,10 +48,16 @@ ROLE = Qt.ItemDataRole.UserRole  # an item's library name
 COLUMNS = ("Name", "Version", "Rate", "F0", "Size", "Index", "Pitch")
 NAME, VERSION, RATE, F0, SIZE, INDEX, PITCH = range(len(COLUMNS))
 FILE_FILTER = "RVC voices (*.pth *.onnx *.index);;All files (*)"
-F0_LABELS = (("RMVPE (best)", "rmvpe"), ("FCPE (faster)", "fcpe"))
+F0_LABELS = (
+    ("RMVPE (best)", "rmvpe"),
+    ("FCPE (faster)", "fcpe"),
+    ("YIN (cheapest, CPU)", "yin"),
+)
 F0_TIP = (
     "How the pitch of your voice is measured. RMVPE is the most accurate; FCPE is several "
-    "times faster on the CPU. Changing it loads the voice again in the background."
+    "times faster on the CPU; YIN needs no model and costs almost nothing, for slow CPUs "
+    "(it is less sure of breathy or noisy voices). Changing it loads the voice again in the "
+    "background."
 )
 
 

@@ -33,3 +33,20 @@ def probe_devices() -> tuple[str, ...]:
         _devices = tuple(found)
         log.info("compute devices: %s", ", ".join(_devices))
         return _devices
+
+
+def torch_device(choice: str = "auto"):
+    """The torch device for a VoiceSettings.device choice: CUDA > MPS > CPU when 'auto'."""
+    import torch
+
+    if choice and choice != "auto":
+        try:
+            return torch.device(choice)
+        except RuntimeError as exc:
+            raise ValueError(f"unknown compute device '{choice}' ({exc})") from exc
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")

@@ -116,7 +116,9 @@ class PitchCache:
         self.pitchf.zero_()
 
     def push(self, pitch: torch.Tensor, pitchf: torch.Tensor, shift_frames: int) -> None:
-        """Move left by ``shift_frames`` and write ``pitch[3:-1]`` at ``[4 - len(pitch):]``."""
+        """Move left by ``shift_frames`` and write ``pitch[3:-1]`` at ``[4 - len(pitch):]``
+        (``pitch``/``pitchf``: the segment's frames, any shape holding them in order)."""
+        pitch, pitchf = pitch.reshape(-1), pitchf.reshape(-1)
         n = pitch.shape[0]
         if not 4 < n <= self.size or not 0 <= shift_frames < self.size:
             raise ValueError(f"cannot cache {n} pitch frames shifted by {shift_frames}")
@@ -133,6 +135,7 @@ class PitchCache:
         synthesizer renders ``return_length2`` frames for ``return_length``; the f0 is scaled by
         their ratio, multiplied then divided in float32 as upstream does (``x * a / b`` can
         differ from ``x * (a / b)`` in the last bit)."""
-        return self.pitch[None, -frames:], self.pitchf[
+        # copies: the cache moves under them on the next push
+        return self.pitch[None, -frames:].clone(), self.pitchf[
             None, -frames:
         ] * return_length2 / return_length

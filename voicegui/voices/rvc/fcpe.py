@@ -44,7 +44,13 @@ CLIP = 1e-5
 
 
 def bundled_weights_path() -> Path:
-    """The weights file inside the installed ``torchfcpe`` wheel (the package is not run)."""
+    """The weights file inside the installed ``torchfcpe`` wheel (the package is not run), or
+    where the full bundle keeps it (``torchfcpe/assets/`` next to the app's resources)."""
+    import sys
+
+    frozen = getattr(sys, "_MEIPASS", None)
+    if frozen and (Path(frozen) / BUNDLED_PACKAGE / BUNDLED_FILE).is_file():
+        return Path(frozen) / BUNDLED_PACKAGE / BUNDLED_FILE
     spec = importlib.util.find_spec(BUNDLED_PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise CheckpointError(

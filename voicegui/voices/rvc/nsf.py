@@ -184,7 +184,7 @@ class Generator(nn.Module):
         if self.m_source is not None:
             if f0 is None:
                 raise ValueError("the NSF decoder needs f0")
-            source = self.m_source(f0, self.upp, noise)
+            source = self.m_source(f0, self.upp, noise).to(self.conv_pre.weight.dtype)
             if n_res is not None and (dynamic or n_res * self.upp != source.shape[-1]):
                 source = linear_resize(source, n_res * self.upp)
         if n_res is not None and (dynamic or n_res != z.shape[-1]):
@@ -202,4 +202,5 @@ class Generator(nn.Module):
                 acc = acc + block(x)
             x = acc / self.num_kernels
         # the final activation uses torch's default slope 0.01, not the 0.1 of the others
-        return torch.tanh(self.conv_post(F.leaky_relu(x, 0.01)))
+        x = F.leaky_relu(x, 0.01).to(self.conv_post.weight.dtype)
+        return torch.tanh(self.conv_post(x))

@@ -66,16 +66,18 @@ class OnnxSynthesizer:
         threads: int | None = None,
         seed: int = DEFAULT_SEED,
         sample_rate: int | None = None,
+        plan=None,
     ) -> None:
         """``sample_rate``: for files whose metadata lacks it (RVC's exports); measured with a
-        short run when not given."""
+        short run when not given. ``plan``: the providers to use (a ProviderPlan already probed
+        for ``device``; made from ``device`` when not given)."""
         from voicegui.voices.onnx import providers as PV
 
         path = Path(path)
         if not path.is_file():
             raise OnnxModelError(f"ONNX model not found: {path}")
         self.path = path
-        self.plan = PV.plan_providers(device)
+        self.plan = plan if plan is not None else PV.plan_providers(device)
         try:
             self.session, self.providers = PV.create_session(path, self.plan, threads=threads)
         except Exception as exc:

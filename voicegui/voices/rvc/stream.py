@@ -33,13 +33,15 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from voicegui.voices.timing import Timer
+
+from .f0 import PitchCache
 from .index import FeatureIndex, apply_index
 from .pipeline import protect_mix, upsample2
 from .synthesizer import SynthNoise
 
 SR_16K = 16000
 HOP_16K = 160
-CACHE_FRAMES = 1024
 F0_MARGIN_16K = 800  # the pitch segment reaches 50 ms before the block
 RMVPE_GRID = 5120  # RMVPE's segment: a multiple of 32 frames, less one hop
 RMS_FLOOR = 1e-3
@@ -112,36 +114,6 @@ def plan_block(
     return BlockPlan(rate, window + pad, block, out_start, out_len)
 
 
-class PitchCache:
-    """Coarse pitch and f0 of the last 1024 frames across blocks. Each block the cache moves
-    left by the block's frames and the new segment's frames 3..-1 overwrite its newest ones (the
-    segment's first and last frames reach past its edges)."""
-
-    def __init__(self, size: int = CACHE_FRAMES) -> None:
-        self.pitch = torch.zeros(size, dtype=torch.long)
-        self.pitchf = torch.zeros(size, dtype=torch.float32)
-
-    def reset(self) -> None:
-        self.pitch.zero_()
-        self.pitchf.zero_()
-
-    def push(self, pitch: torch.Tensor, pitchf: torch.Tensor, shift: int) -> None:
-        n = pitch.shape[-1]
-        size = self.pitch.shape[0]
-        if not 4 < n <= size or not 0 <= shift < size:
-            raise ValueError(f"cannot cache {n} pitch frames moved by {shift}")
-        if shift:
-            self.pitch[:-shift] = self.pitch[shift:].clone()
-            self.pitchf[:-shift] = self.pitchf[shift:].clone()
-        self.pitch[4 - n :] = pitch.reshape(-1)[3:-1]
-        self.pitchf[4 - n :] = pitchf.reshape(-1)[3:-1]
-
-    def tail(self, frames: int, n2: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(1, frames) coarse pitch and f0; the f0 times n2 / n (multiplied, then divided, in
-        float32) when the synthesizer renders n2 frames for n."""
-        return self.pitch[None, -frames:].clone(), self.pitchf[None, -frames:] * n2 / n
-
-
 def rms_frames(x: np.ndarray, frame: int, hop: int) -> np.ndarray:
     """RMS of centred frames (zero padding), float32 in, float32 out."""
     from .pipeline import frame_rms
@@ -210,6 +182,7 @@ class RvcStream:
         self.cache = PitchCache()
         self.ring: torch.Tensor | None = None
         self.trace = BlockTrace()
+        self.timer = Timer()  # wall time per stage, for the bench's and the window's readouts
         if synth.f0 and pitch is None:
             raise ValueError("this voice model is pitch-conditioned: give a pitch estimator")
         dim = getattr(synth, "feature_dim", None) or synth.config.feature_dim
@@ -258,14 +231,18 @@ class RvcStream:
         pad = plan.window - wav.shape[0]
         if pad:
             wav = torch.nn.functional.pad(wav, (pad, 0))
-        ring = self._update_ring(wav, plan)
+        t = self.timer
+        with t("resample"):
+            ring = self._update_ring(wav, plan)
         trace = BlockTrace(ring16k=ring.clone())
-        feats = self.content(ring[None])
+        with t("content"):
+            feats = self.content(ring[None])
         feats = torch.cat([feats, feats[:, -1:]], dim=1)  # one more frame for the x2 cut
         skip_head, n, frames = plan.skip_head, plan.return_length, plan.frames
         raw = feats.clone() if p.protect < 0.5 and self.synth.f0 else None
         if self.index is not None and p.index_rate > 0:
-            feats = apply_index(feats[0], self.index, p.index_rate, skip_head // 2)[None]
+            with t("index"):
+                feats = apply_index(feats[0], self.index, p.index_rate, skip_head // 2)[None]
         trace.feats = feats
         phone = upsample2(feats)[:, :frames]
         factor = 2 ** (p.formant / 12)
@@ -273,27 +250,29 @@ class RvcStream:
         pitch = pitchf = None
         if self.synth.f0:
             seg = ring[-plan.f0_samples(self.rmvpe_grid) :]
-            coarse, f0 = self.pitch_fn(seg, p.pitch - p.formant)
+            with t("f0"):
+                coarse, f0 = self.pitch_fn(seg, p.pitch - p.formant)
             self.cache.push(coarse, f0, plan.block16k // HOP_16K if plan.incremental else 0)
             pitch, pitchf = self.cache.tail(frames, n2, n)
             trace.pitch, trace.pitchf = pitch, pitchf
         if raw is not None:
             phone = protect_mix(phone, upsample2(raw)[:, :frames], pitchf, p.protect)
-        out = (
-            self.synth.infer(
-                phone,
-                pitch,
-                pitchf,
-                p.speaker,
-                skip_head=skip_head,
-                return_length=n,
-                return_length2=n2,
-                noise=noise,
+        with t("synth"):
+            out = (
+                self.synth.infer(
+                    phone,
+                    pitch,
+                    pitchf,
+                    p.speaker,
+                    skip_head=skip_head,
+                    return_length=n,
+                    return_length2=n2,
+                    noise=noise,
+                )
+                .audio[0, 0]
+                .float()
+                .cpu()
             )
-            .audio[0, 0]
-            .float()
-            .cpu()
-        )
         trace.synth_out = out
         upp_res = int(np.floor(factor * self.rate // 100))
         if upp_res != plan.zc:

@@ -84,6 +84,21 @@ class Synthesizer(nn.Module):
         self._generators: dict[torch.device, torch.Generator] = {}
         self.eval()
 
+    def set_trunk_dtype(self, dtype: torch.dtype) -> Synthesizer:
+        """Encoder, flow and decoder convolutions in ``dtype`` (bf16/fp16 on fast hardware). The
+        sine source stays float32: its phase is a running sum over thousands of cycles, which a
+        16-bit float would round into a wrong waveform. So does the last convolution (one
+        output channel, cheap): the waveform itself is not rounded to 8 significant bits."""
+        self.to(dtype)
+        if self.dec.m_source is not None:
+            self.dec.m_source.float()
+        self.dec.conv_post.float()
+        return self
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.emb_g.weight.dtype
+
     @property
     def sample_rate(self) -> int:
         return self.config.sample_rate
@@ -157,7 +172,7 @@ class Synthesizer(nn.Module):
             if f0 is not None:
                 f0 = f0[:, skip_head : skip_head + return_length]
         if f0 is not None:
-            f0 = f0.to(z.dtype)
+            f0 = f0.float()  # the sine source integrates it: float32 whatever the trunk's dtype
         n_res = return_length2 if streaming else None
         audio = self.dec(z, g, f0 if self.f0 else None, sine_noise, n_res=n_res)
         return SynthOutput(audio=audio, m_p=m_p, logs_p=logs_p, z=z)
@@ -211,7 +226,7 @@ class Synthesizer(nn.Module):
         sine = None
         if self.f0:
             n_samples = phone.shape[0] * n * self.upp
-            sine = noise.sine if noise.sine is not None else self._randn((n_samples,), phone)
+            sine = noise.sine if noise.sine is not None else self._randn((n_samples,), nsff0)
             if sine.numel() != n_samples:
                 raise ValueError(f"sine noise has {sine.numel()} values, expected {n_samples}")
         return self.synthesize(

@@ -10,6 +10,8 @@ blocks (``update``); ``reset`` starts a stream from silence with repeatable nois
 from __future__ import annotations
 
 import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,6 +19,9 @@ from voicegui.threads import compute_threads, own_torch_threads
 from voicegui.voices.base import BlockInfo, VoiceError
 
 from .stream import RvcStream, StreamParams, plan_block
+
+if TYPE_CHECKING:
+    from voicegui.settings import VoiceSettings
 
 STREAM_SEED = 1234
 _PARAMS = {
@@ -42,6 +47,8 @@ class RvcVoice:
         self._lock = threading.Lock()  # update() may come from another thread than convert()
         self._plan_key: tuple | None = None
         self._plan = None
+        self.provider = "CPU"  # where and how it runs, e.g. 'CPU (torch, bf16)'
+        self.warnings: list[str] = []  # what the user should know (a GPU that failed to load)
         self.stream.synth.reset_rng(STREAM_SEED)
 
     @property
@@ -97,3 +104,75 @@ class RvcVoice:
 
     def close(self) -> None:
         self.stream.reset()
+
+    def profile(self) -> dict:
+        """Wall time per stage of the blocks so far (resample, content, index, f0, synth)."""
+        return self.stream.timer.summary()
+
+
+def build_rvc_voice(
+    settings: VoiceSettings,
+    progress=None,
+    *,
+    threads: int | None = None,
+    cache_dir: Path | None = None,
+) -> RvcVoice:
+    """The one way an RVC voice is built (the app, ``convert``, ``bench``, ``live``): the model
+    and index the settings name (a library name or a path), the installed shared weights, the
+    pitch estimator, backend, precision and device; pitch, formant, index rate and protect set.
+    ``progress(stage, i, n)`` hears about first-time ONNX exports. Raises VoiceError saying what
+    is missing or wrong."""
+    from voicegui.modelhub import ModelError
+
+    from . import shared_weights
+    from .components import PartsError, load_parts
+    from .frontends import build_stream
+    from .index import FeatureIndex, FeatureIndexError
+    from .library import LibraryError, resolve
+
+    try:
+        shared = shared_weights.installed_files()
+    except ModelError as exc:
+        raise VoiceError(str(exc)) from exc
+    try:
+        found = resolve(settings.model, settings.index)
+    except LibraryError as exc:
+        raise VoiceError(str(exc)) from exc
+    try:
+        parts = load_parts(
+            found.model,
+            shared,
+            settings.f0_method,
+            settings.backend,
+            settings.precision,
+            settings.device,
+            threads=threads,
+            cache_dir=cache_dir,
+            progress=progress,
+        )
+    except PartsError as exc:
+        raise VoiceError(f"the RVC voice '{found.name}' cannot be loaded: {exc}") from exc
+    index = None
+    if found.index is not None:
+        try:
+            index = FeatureIndex.load(found.index)
+        except FeatureIndexError as exc:
+            raise VoiceError(f"the index of '{found.name}' cannot be used: {exc}") from exc
+    try:
+        stream = build_stream(
+            parts.synth, parts.content, parts.estimator, index, settings.f0_method
+        )
+    except ValueError as exc:
+        raise VoiceError(f"the RVC voice '{found.name}' cannot be used: {exc}") from exc
+    voice = RvcVoice(stream, threads=threads, label=found.name)
+    voice.provider = parts.provider
+    voice.warnings = parts.warnings + parts.notes
+    voice.update(
+        {
+            "pitch": settings.pitch,
+            "formant": settings.formant,
+            "index_rate": settings.index_rate,
+            "protect": settings.protect,
+        }
+    )
+    return voice

@@ -7,8 +7,6 @@ the reference prompt and style -> HiFT vocoder. Per-stage wall times are kept fo
 from __future__ import annotations
 
 import math
-import time
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +19,7 @@ from voicegui.voices.seedvc.cfm import CFM, load_dit_checkpoint
 from voicegui.voices.seedvc.features import mel_spectrogram, resample_22k_to_16k
 from voicegui.voices.seedvc.hift import HiFTGenerator, load_hift
 from voicegui.voices.seedvc.length_regulator import InterpolateRegulator
+from voicegui.voices.timing import Timer
 
 SAMPLE_RATE = 22050
 HOP = 256
@@ -72,46 +71,6 @@ def plan_block(
     drop = int((left_s - dit_left_s) * CONTENT_FPS)
     mel = int((skip_head + ret + tail - drop) / CONTENT_FPS * sr // HOP)
     return BlockPlan(drop, mel, out_samples, right_samples)
-
-
-class Timer:
-    """Wall time per stage (synchronising CUDA so the numbers are real)."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.samples: dict[str, list[float]] = defaultdict(list)
-
-    def __call__(self, stage: str):
-        timer = self
-
-        class _Ctx:
-            def __enter__(self):
-                timer._sync()
-                self.t0 = time.perf_counter()
-
-            def __exit__(self, *exc):
-                timer._sync()
-                timer.samples[stage].append((time.perf_counter() - self.t0) * 1e3)
-                if len(timer.samples[stage]) > 2000:
-                    del timer.samples[stage][:1000]
-
-        return _Ctx()
-
-    def _sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
-    def summary(self) -> dict[str, dict[str, float]]:
-        out = {}
-        for stage, values in self.samples.items():
-            v = np.asarray(values)
-            out[stage] = {
-                "p50_ms": float(np.median(v)),
-                "p99_ms": float(np.percentile(v, 99)),
-                "mean_ms": float(v.mean()),
-                "calls": len(v),
-            }
-        return out
 
 
 class SeedVCModel:
