@@ -188,7 +188,8 @@ class Wine:
         env.update(
             WINEPREFIX=str(self.prefix),
             WINEDEBUG="-all",
-            WINEDLLOVERRIDES="mscoree,mshtml=",  # no Mono/Gecko installer dialogs
+            # no Mono/Gecko installer dialogs; no Linux menu entries for Windows shortcuts
+            WINEDLLOVERRIDES="mscoree,mshtml=;winemenubuilder.exe=d",
             WINEARCH="win64",
             PYTHONUTF8="1",  # the Windows Python's pipes and files in UTF-8, as on Linux
         )
