@@ -174,10 +174,15 @@ def linux_path(prefix: Path, win: str) -> Path:
 
 
 class Wine:
-    """One Wine prefix: boots it and runs Windows programs in it with a piped stdout."""
+    """One Wine prefix: boots it and runs Windows programs in it with a piped stdout.
 
-    def __init__(self, prefix: Path) -> None:
+    ``env``: variables for every program of the prefix, e.g. a HOME of its own: Wine links the
+    Windows user's Desktop, Documents, Music to the Linux user's folders, and turns Windows
+    shortcuts into Linux menu entries under XDG_DATA_HOME."""
+
+    def __init__(self, prefix: Path, env: dict[str, str] | None = None) -> None:
         self.prefix = Path(prefix)
+        self.extra_env = dict(env or {})
 
     def env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         env = {
@@ -188,11 +193,13 @@ class Wine:
         env.update(
             WINEPREFIX=str(self.prefix),
             WINEDEBUG="-all",
-            # no Mono/Gecko installer dialogs; no Linux menu entries for Windows shortcuts
-            WINEDLLOVERRIDES="mscoree,mshtml=;winemenubuilder.exe=d",
+            # no Mono/Gecko installer dialogs (disabling winemenubuilder.exe as well makes a
+            # Windows program's Qt child process hang under Wine 8.0: measured)
+            WINEDLLOVERRIDES="mscoree,mshtml=",
             WINEARCH="win64",
             PYTHONUTF8="1",  # the Windows Python's pipes and files in UTF-8, as on Linux
         )
+        env.update(self.extra_env)
         env.update(extra or {})
         return env
 
@@ -263,14 +270,20 @@ class Wine:
                 start_new_session=True,
             )
             assert proc.stdout is not None
-            for raw in proc.stdout:
-                line = raw.decode("utf-8", "replace")
-                if _is_wine_noise(line):
-                    continue
-                f.write(line)
-                sys.stdout.write(line)
-                sys.stdout.flush()
-            return proc.wait()
+            try:
+                for raw in proc.stdout:
+                    line = raw.decode("utf-8", "replace")
+                    if _is_wine_noise(line):
+                        continue
+                    f.write(line)
+                    sys.stdout.write(line)
+                    sys.stdout.flush()
+                return proc.wait()
+            finally:
+                if proc.poll() is None:  # interrupted: end the Windows program too
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, 9)
+                    proc.wait()
 
     def wait(self) -> None:
         """Wait until every program of this prefix has exited (and its files are written)."""

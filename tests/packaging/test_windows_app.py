@@ -109,12 +109,24 @@ class WinUser:
     """A fresh Wine prefix (a new Windows user) where the tests run the installed app."""
 
     def __init__(self, prefix: Path, pipewire: HeadlessPipeWire) -> None:
-        self.wine = wt.Wine(prefix)
-        self.audio_env = pipewire.env
+        # a Linux home of its own: Wine links the Windows Desktop to $HOME/Desktop and turns
+        # shortcuts into menu entries under XDG_DATA_HOME (the real user's must stay untouched)
+        home = prefix.parent / "home"
+        self.wine = wt.Wine(
+            prefix,
+            {
+                "HOME": str(home),
+                "XDG_DATA_HOME": str(home / ".local" / "share"),
+                "XDG_CONFIG_HOME": str(home / ".config"),
+                "XDG_CACHE_HOME": str(home / ".cache"),
+                **pipewire.env,
+            },
+        )
+        self.home = home
         self.runs: list[subprocess.CompletedProcess] = []
 
     def run(self, args: list[str], timeout: float = 180, **env: str):
-        result = self.wine.run(["wine", *args], timeout=timeout, env={**self.audio_env, **env})
+        result = self.wine.run(["wine", *args], timeout=timeout, env=env)
         self.runs.append(result)
         return result
 
