@@ -74,6 +74,7 @@ def make_installer(
     bundle: Path, out: Path, version: str, flavour: str, icon: Path, work: Path
 ) -> Path:
     """Compile ``out`` (the setup .exe) from ``bundle``; raises RuntimeError with NSIS's output."""
+    bundle, out, icon, work = (p.resolve() for p in (bundle, out, icon, work))  # NSIS: absolute
     tool = makensis()
     if tool is None:
         raise RuntimeError("makensis is not installed (Debian/Ubuntu: apt install nsis)")

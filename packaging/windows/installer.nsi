@@ -10,7 +10,9 @@
 ; may have chosen one that holds other things) and the shortcuts. The user's presets, settings,
 ; models and logs live in %LOCALAPPDATA%\voicegui and stay.
 
-Unicode true
+; a 64-bit installer for a 64-bit app (it also runs where 32-bit programs cannot: Wine without
+; its 32-bit part)
+Target amd64-unicode
 ManifestDPIAware true
 RequestExecutionLevel user
 SetCompressor /SOLID lzma
