@@ -486,7 +486,7 @@ def build(
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--flavour", choices=cfg.FLAVOURS, default="lite")
     p.add_argument("--dist", type=Path, default=ROOT / "dist", help="output folder (dist/)")
@@ -513,7 +513,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="--os windows on Linux: fail instead of downloading what the cache lacks",
     )
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     if args.os != host_os():
         if args.os == "windows" and host_os() == "linux":
             return main_windows_on_linux(args)
@@ -536,8 +540,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"build failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
     print(
-        f"voicegui-{args.flavour}: {report['size_mb']} MB in {report['files']} files, built in "
-        f"{report['build_seconds']} s{' (reused)' if report['reused'] else ''} -> "
+        f"{Path(report['bundle']).name}: {report['size_mb']} MB in {report['files']} files, "
+        f"built in {report['build_seconds']} s{' (reused)' if report['reused'] else ''} -> "
         f"{report['bundle']}"
     )
     for entry in report["largest"][:8]:

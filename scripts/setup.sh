@@ -27,6 +27,11 @@ APT_PACKAGES=(
   libasound2 libx11-6 libfreetype6 libexpat1
   binutils                             # strip and readelf, for smaller bundles (packaging/)
   desktop-file-utils                   # the bundle smoke test validates the installed menu entry
+  # the Windows app, built and tested on Linux (packaging/build.py --os windows): Wine runs the
+  # Windows Python and the app, NSIS makes the installer, a headless PipeWire gives Wine's
+  # WASAPI/MME/DirectSound a virtual microphone
+  wine wine64 libwine nsis
+  dbus pipewire pipewire-bin pipewire-pulse wireplumber pulseaudio-utils
 )
 
 missing=()
@@ -56,6 +61,10 @@ PIP=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 .venv/bin/python -c 'import torch' 2>/dev/null || "${PIP[@]}" "torch==2.13.0"
 if [ "$WITH_TEST" = 1 ]; then
   "${PIP[@]}" -e ".[test]"
+  # the pinned Windows Python and wheels for the Windows app's test (cached; fetched once)
+  if command -v wine >/dev/null 2>&1; then
+    .venv/bin/python packaging/build.py --os windows --flavour lite --download-only
+  fi
 else
   "${PIP[@]}" -e .
 fi

@@ -34,7 +34,7 @@ from tests.packaging.pipewire import MICROPHONE, OUTPUT, HeadlessPipeWire, missi
 from tests.signals import espeak, frame_f0
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "packaging"))
+sys.path.append(str(ROOT / "packaging"))  # appended: packaging/build.py must not shadow PyPI's
 import windows_build  # noqa: E402
 import windows_toolchain as wt  # noqa: E402
 
@@ -42,6 +42,7 @@ FLAVOUR = "lite"
 WASAPI, MME, DSOUND, ASIO = "Windows WASAPI", "MME", "Windows DirectSound", "ASIO"
 BAD_OUTPUT = ("Traceback (most recent call last)", "Fatal Python error", "ImportError")
 LOG_ERROR = re.compile(r"^\S+ \S+ (ERROR|CRITICAL)\b", re.MULTILINE)
+FONTS = Path("/usr/share/fonts/truetype/dejavu")  # Debian: fonts-dejavu-core
 # the built-in voice's pitch accuracy, as tests/core/test_dsp_voice.py asserts it
 PITCH_CENTS = 15.0
 
@@ -213,6 +214,9 @@ def test_gui_shows_its_window_offscreen_runs_the_engine_and_exits_cleanly(
         [str(installed / "voicegui.exe"), "--smoke", "4"],
         timeout=180,
         WINEQT_QPA_PLATFORM="offscreen",  # Wine hands it to the app as QT_QPA_PLATFORM
+        # Qt's offscreen platform on Windows reads fonts from a folder (the real Windows
+        # platform asks the system); without one the screenshot has boxes for letters
+        WINEQT_QPA_FONTDIR=wt.windows_path(FONTS) if FONTS.is_dir() else "",
         VOICEGUI_SMOKE_START="1",
         VOICEGUI_SCREENSHOT=wt.windows_path(shot),
     )
