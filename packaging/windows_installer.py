@@ -50,7 +50,7 @@ def files_script(bundle: Path) -> str:
         if folder != current:
             install.append(f"  SetOutPath {(_in_instdir(folder))}")
             current = folder
-        install.append(f"  File {_quote(str(f))}")
+        install.append(f'  File "{f}"')  # a build machine's path: read as it is, no $ escapes
         remove.append(f"  Delete {(_in_instdir(rel))}")
         while str(folder) != ".":
             folders.add(folder)
