@@ -11,6 +11,7 @@ What Wine 8.0 (Debian 12) needs, all measured:
   lacks, and ``platform.*`` aborts;
 - the Windows version set to 10 (Wine's default is 7; Qt 6 refuses to start there);
 - a pipe, not a file, as stdout (a file gives "init_sys_streams: Invalid handle");
+- ``KMP_AFFINITY=disabled`` for torch (its OpenMP runtime calls GetNumaNodeProcessorMaskEx);
 - Qt variables prefixed with WINE (Wine drops ``QT_*``; ``WINEQT_QPA_PLATFORM=offscreen`` reaches
   the program as ``QT_QPA_PLATFORM``); Qt's own Windows platform does not start under Wine 8.0, so
   programs run offscreen there.
@@ -198,6 +199,9 @@ class Wine:
             WINEDLLOVERRIDES="mscoree,mshtml=",
             WINEARCH="win64",
             PYTHONUTF8="1",  # the Windows Python's pipes and files in UTF-8, as on Linux
+            # torch's Intel OpenMP aborts at import while it maps the CPU topology: Wine 8.0
+            # lacks GetNumaNodeProcessorMaskEx (measured); without affinity it never asks
+            KMP_AFFINITY="disabled",
         )
         env.update(self.extra_env)
         env.update(extra or {})
