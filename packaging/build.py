@@ -1,12 +1,17 @@
 """Build the voicegui app bundle with PyInstaller (one folder), in two flavours.
 
     .venv/bin/python packaging/build.py --flavour lite|full [--dist DIR] [--reuse] [--archive]
+    .venv/bin/python packaging/build.py --os windows --flavour lite   # on Linux, through Wine
 
 lite: the built-in voice only, no torch/onnxruntime (small). full: + torch and onnxruntime for the
 neural voices. Installs PyInstaller into the running interpreter's environment if it is missing,
 generates the icons (.ico/.icns, rendered from resources/icons/voicegui.svg with Qt) and the
 Windows version file, runs packaging/voicegui.spec, checks the result, prints the bundle's size
 and the build time, and writes a JSON report beside the bundle (<dist>/voicegui-<flavour>.json).
+
+`--os windows` on Linux builds the Windows app with a pinned Windows Python under Wine
+(packaging/windows_build.py) and packs its .zip and NSIS installer; on Windows, `--archive
+--installer` does the same natively.
 
 Exit codes: 0 built (or reused), 2 the build failed, 3 PyInstaller is not available.
 """
@@ -204,7 +209,13 @@ def make_assets(flavour: str, assets: Path, meta: dict[str, Any]) -> None:
 
 
 # ---- the build -------------------------------------------------------------------------------
+def host_os() -> str:
+    return {"win32": "windows", "darwin": "macos"}.get(sys.platform, "linux")
+
+
 def bundle_dir(dist: Path, flavour: str) -> Path:
+    if sys.platform == "win32":
+        return dist / cfg.release_name(flavour, version(), "windows", "")
     return dist / f"voicegui-{flavour}"
 
 
@@ -351,16 +362,18 @@ def measure(path: Path) -> tuple[int, int, list[tuple[str, int]]]:
 
 
 def archive(bundle: Path, flavour: str) -> Path:
-    system = {"win32": "windows", "darwin": "macos"}.get(sys.platform, "linux")
-    name = f"voicegui-{version()}-{system}-{platform.machine().lower()}-{flavour}"
+    name = cfg.release_name(flavour, version(), host_os(), platform.machine())
     apps = sorted(bundle.parent.glob(f"voicegui{'' if flavour == 'full' else '-lite'}.app"))
     if sys.platform == "darwin" and apps and shutil.which("ditto"):
         # ditto keeps the .app's symlinks, permissions and signatures, as Finder's zip does
         out = bundle.parent / f"{name}.zip"
         subprocess.run(["ditto", "-c", "-k", "--keepParent", str(apps[0]), str(out)], check=True)
         return out
-    fmt = "zip" if sys.platform == "win32" else "gztar"
-    out = shutil.make_archive(str(bundle.parent / name), fmt, bundle.parent, bundle.name)
+    if sys.platform == "win32":
+        import windows_installer
+
+        return windows_installer.make_zip(bundle, bundle.parent / f"{name}.zip")
+    out = shutil.make_archive(str(bundle.parent / name), "gztar", bundle.parent, bundle.name)
     return Path(out)
 
 
@@ -389,6 +402,7 @@ def build(
     reuse: bool = False,
     clean: bool = False,
     make_archive: bool = False,
+    make_installer: bool = False,
 ) -> dict[str, Any]:
     """Build (or reuse) one flavour; returns the report that is also written as JSON."""
     dist = dist.resolve()
@@ -451,11 +465,28 @@ def build(
         report["archive"] = str(arc)
         report["archive_mb"] = round(arc.stat().st_size / 2**20, 1)
         report["archive_seconds"] = round(time.perf_counter() - t1, 1)
+    if make_installer:
+        if sys.platform != "win32":
+            raise RuntimeError("--installer makes the Windows installer: build with --os windows")
+        import windows_installer
+
+        t1 = time.perf_counter()
+        setup = windows_installer.make_installer(
+            bundle,
+            bundle.parent / f"{bundle.name}-setup.exe",
+            meta["version"],
+            flavour,
+            work / "assets" / "voicegui.ico",
+            work / "nsis",
+        )
+        report["installer"] = str(setup)
+        report["installer_mb"] = round(setup.stat().st_size / 2**20, 1)
+        report["installer_seconds"] = round(time.perf_counter() - t1, 1)
     report_path(dist, flavour).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--flavour", choices=cfg.FLAVOURS, default="lite")
     p.add_argument("--dist", type=Path, default=ROOT / "dist", help="output folder (dist/)")
@@ -463,9 +494,45 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reuse", action="store_true", help="keep a bundle built from the same inputs")
     p.add_argument("--clean", action="store_true", help="empty PyInstaller's cache first")
     p.add_argument("--archive", action="store_true", help="also pack a .tar.gz (.zip on Windows)")
-    args = p.parse_args(argv)
+    p.add_argument(
+        "--os",
+        choices=("linux", "windows", "macos"),
+        default=host_os(),
+        help="the system to build for (default: this one); windows on Linux runs under Wine",
+    )
+    p.add_argument(
+        "--installer", action="store_true", help="Windows: also make the NSIS installer"
+    )
+    p.add_argument(
+        "--download-only",
+        action="store_true",
+        help="--os windows on Linux: fetch the pinned Windows Python and wheels, then stop",
+    )
+    p.add_argument(
+        "--offline",
+        action="store_true",
+        help="--os windows on Linux: fail instead of downloading what the cache lacks",
+    )
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.os != host_os():
+        if args.os == "windows" and host_os() == "linux":
+            return main_windows_on_linux(args)
+        print(f"cannot build for {args.os} on {host_os()}", file=sys.stderr)
+        return EXIT_FAILED
     try:
-        report = build(args.flavour, args.dist, args.work, args.reuse, args.clean, args.archive)
+        report = build(
+            args.flavour,
+            args.dist,
+            args.work,
+            args.reuse,
+            args.clean,
+            args.archive or args.installer,
+            args.installer,
+        )
     except PyInstallerUnavailable as exc:
         print(f"cannot build: {exc}", file=sys.stderr)
         return EXIT_NO_PYINSTALLER
@@ -473,17 +540,54 @@ def main(argv: list[str] | None = None) -> int:
         print(f"build failed: {exc}", file=sys.stderr)
         return EXIT_FAILED
     print(
-        f"voicegui-{args.flavour}: {report['size_mb']} MB in {report['files']} files, built in "
-        f"{report['build_seconds']} s{' (reused)' if report['reused'] else ''} -> "
+        f"{Path(report['bundle']).name}: {report['size_mb']} MB in {report['files']} files, "
+        f"built in {report['build_seconds']} s{' (reused)' if report['reused'] else ''} -> "
         f"{report['bundle']}"
     )
     for entry in report["largest"][:8]:
         print(f"  {entry['mb']:8.1f} MB  {entry['entry']}")
     if "archive" in report:
         print(f"archive: {report['archive']} ({report['archive_mb']} MB)")
+    if "installer" in report:
+        print(f"installer: {report['installer']} ({report['installer_mb']} MB)")
     for problem in report["problems"]:
         print(f"PROBLEM: {problem}", file=sys.stderr)
     print(f"report: {report_path(args.dist.resolve(), args.flavour)}")
+    return 0 if report["ok"] else EXIT_FAILED
+
+
+def main_windows_on_linux(args: argparse.Namespace) -> int:
+    """The Windows app on Linux: Windows Python under Wine, then the .zip and installer."""
+    import windows_build
+    import windows_toolchain
+
+    try:
+        if args.download_only:
+            missing = windows_toolchain.missing_downloads(args.flavour)
+            if missing:
+                windows_toolchain.download(args.flavour)
+            folder = windows_toolchain.downloads_dir()
+            print(f"Windows Python and wheels ({args.flavour}) in {folder}")
+            return 0
+        dist = args.dist.resolve() / "windows" if args.dist == ROOT / "dist" else args.dist
+        report = windows_build.build(
+            args.flavour, version(), dist, args.work, args.reuse, args.offline, args.clean
+        )
+    except windows_toolchain.NotDownloaded as exc:
+        print(f"cannot build: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except (RuntimeError, OSError) as exc:
+        print(f"build failed: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(
+        f"{Path(report['bundle']).name}: {report['size_mb']} MB in {report['files']} files"
+        + (" (reused)" if report.get("reused") else f", built in {report['total_seconds']} s")
+    )
+    for key in ("archive", "installer"):
+        if key in report:
+            print(f"{key}: {report[key]} ({report[key + '_mb']} MB)")
+    for problem in report["problems"]:
+        print(f"PROBLEM: {problem}", file=sys.stderr)
     return 0 if report["ok"] else EXIT_FAILED
 
 

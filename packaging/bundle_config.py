@@ -283,15 +283,19 @@ def input_files() -> list[Path]:
     return [f for f in files if f.is_file() and "__pycache__" not in f.parts]
 
 
+def _sources_hash(h) -> None:
+    for f in input_files():
+        h.update(f.relative_to(ROOT).as_posix().encode() + b"\0")
+        h.update(hashlib.sha256(f.read_bytes()).digest())
+
+
 def input_hash(flavour: str) -> str:
     """Key for reusing a bundle: sources, resources, spec, and the installed packages."""
     from importlib import metadata
 
     h = hashlib.sha256()
     h.update(f"{flavour}\n{sys.version}\n{sys.platform}\n".encode())
-    for f in input_files():
-        h.update(f.relative_to(ROOT).as_posix().encode() + b"\0")
-        h.update(hashlib.sha256(f.read_bytes()).digest())
+    _sources_hash(h)
     dists = sorted(
         f"{d.metadata['Name']}=={d.version}".lower()
         for d in metadata.distributions()
@@ -299,3 +303,31 @@ def input_hash(flavour: str) -> str:
     )
     h.update("\n".join(dists).encode())
     return h.hexdigest()
+
+
+def windows_input_hash(flavour: str, toolchain: str) -> str:
+    """Key for reusing a Windows bundle built on Linux under Wine: sources, resources, spec,
+    the build scripts and the Windows pins (packaging/windows/*, part of input_files), and
+    ``toolchain`` (the Wine version): nothing of the Linux environment."""
+    h = hashlib.sha256()
+    h.update(f"windows\n{flavour}\n{toolchain}\n".encode())
+    _sources_hash(h)
+    for extra in ("windows_toolchain.py", "windows_build.py", "windows_installer.py"):
+        f = ROOT / "packaging" / extra
+        if f.is_file():
+            h.update(extra.encode() + b"\0" + hashlib.sha256(f.read_bytes()).digest())
+    return h.hexdigest()
+
+
+# The PortAudio DLLs of sounddevice's wheel that match the bundle's architecture (the wheel also
+# carries 32-bit and arm64 builds): libportaudio64bit.dll and libportaudio64bit-asio.dll.
+PORTAUDIO_WINDOWS_ARCH = "64bit"
+
+# Windows builds are named for the release page: voicegui-<version>-windows-x64-<flavour>
+WINDOWS_ARCH = "x64"
+
+
+def release_name(flavour: str, version: str, system: str, machine: str) -> str:
+    """voicegui-<version>-<system>-<arch>-<flavour>: the folder, .zip and installer names."""
+    arch = WINDOWS_ARCH if system == "windows" else machine.lower()
+    return f"{APP}-{version}-{system}-{arch}-{flavour}"

@@ -19,6 +19,8 @@ BUNDLE_JSON = "voicegui-bundle.json"  # written into the bundle by packaging/bui
 
 
 def _loaded_libraries(fragment: str) -> list[str]:
+    if not sys.platform.startswith("linux"):
+        return []  # (under Wine /proc/self/maps would be the Wine process's Linux view)
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
             paths = {line.split()[-1] for line in f if fragment in line and "/" in line}

@@ -42,10 +42,14 @@ APT_PACKAGES=(
   libpulse0                            # Send to apps (Linux): the virtual microphone (pulsectl)
 )
 if [ "$WITH_TEST" = 1 ]; then
-  # A headless PipeWire for the Send to apps tests: its Pulse server, session manager and the
-  # D-Bus it needs; pipewire-alsa is the ALSA device PortAudio reaches it by; pw-record and pactl
-  # play the other program. Only with --test: pipewire-alsa replaces a PulseAudio desktop's own.
+  # A headless PipeWire for the Send to apps tests (and for Wine's WASAPI/MME/DirectSound in the
+  # Windows app's test): its Pulse server, session manager and the D-Bus it needs; pipewire-alsa
+  # is the ALSA device PortAudio reaches it by; pw-record and pactl play the other program.
+  # Only with --test: pipewire-alsa replaces a PulseAudio desktop's own.
   APT_PACKAGES+=(pipewire pipewire-pulse wireplumber pipewire-alsa pipewire-bin pulseaudio-utils dbus)
+  # the Windows app, built and tested on Linux (packaging/build.py --os windows): Wine runs the
+  # Windows Python and the app, NSIS makes the installer
+  APT_PACKAGES+=(wine wine64 libwine nsis)
 fi
 
 missing=()
@@ -84,6 +88,10 @@ PIP=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 .venv/bin/python -c 'import torch' 2>/dev/null || "${PIP[@]}" "torch==2.13.0"
 if [ "$WITH_TEST" = 1 ]; then
   "${PIP[@]}" -e ".[test]"
+  # the pinned Windows Python and wheels for the Windows app's test (cached; fetched once)
+  if command -v wine >/dev/null 2>&1; then
+    .venv/bin/python packaging/build.py --os windows --flavour lite --download-only
+  fi
 else
   "${PIP[@]}" -e .
 fi

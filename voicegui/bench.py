@@ -200,3 +200,159 @@ def bench_virtual_mic(settings: Settings) -> dict:
     adds = None if total is None else max(0.0, total - result["player_reported_ms"])
     return {"device": what, "server": vmic.server, "route": route.device, "adds_ms": adds,
             **result}  # fmt: skip
+
+
+def bench_loopback(
+    settings: Settings,
+    seconds: float,
+    clicks: int = 5,
+    tone_hz: float = 220.0,
+) -> dict:
+    """The app's audio host process on real devices whose output comes back into the input
+    outside the app: a loopback cable, or a virtual microphone that plays what a virtual output
+    receives. Clicks time the round trip; a tone shows the voice's pitch shift in what returns.
+
+    The devices are ``settings.audio.input`` / ``output``. The result holds the returned signal
+    (``returned``, float32 at ``sample_rate``) for the caller to save or analyse."""
+    from voicegui.engine.client import AudioHost, HostError, RemoteEngine
+    from voicegui.voices.catalog import VOICES
+
+    info = VOICES.get(settings.voice.voice)
+    if info is not None and info.needs_reference:
+        raise ValueError(f"the loopback bench runs voices without a reference; not {info.label}")
+    settings = with_changes(settings, engine={"gate_threshold_db": -90.0})
+    host = AudioHost().start()
+    engine = None
+    try:
+        try:
+            host.ensure()
+            if info is not None and info.neural:
+                voice = host.build_voice(settings.voice, None, None, False)
+            else:
+                voice = host.create_voice(settings.voice)
+            engine = RemoteEngine(host, settings, voice)
+            engine.start()
+            result = host.call("measure_loopback", seconds, clicks, True, tone_hz, timeout=None)
+        except HostError as exc:  # e.g. an unknown device: the message lists those that exist
+            raise RuntimeError(str(exc)) from exc
+        result["input"] = str(settings.audio.input)
+        result["output"] = str(settings.audio.output)
+        result["audio_host_pid"] = host.pid
+        return result
+    finally:
+        if engine is not None:
+            engine.stop("stopped")
+        host.close()
+
+
+def harmonic_tone(hz: float, n: int, sr: int) -> np.ndarray:
+    """A steady voiced-like tone: 8 harmonics at 1/k, peak 0.5."""
+    t = np.arange(n) / sr
+    x = sum(np.sin(2 * np.pi * k * hz * t) / k for k in range(1, 9) if k * hz < sr / 2 - 1000)
+    x = np.asarray(x, dtype=np.float64)
+    return (0.5 * x / max(1e-9, np.max(np.abs(x)))).astype(np.float32)
+
+
+def autocorrelation_f0(x: np.ndarray, sr: int, fmin: float = 60.0, fmax: float = 1000.0) -> float:
+    """The fundamental of a steady periodic signal (normalised autocorrelation peak, parabolic
+    refinement); 0.0 when it is silent or not periodic."""
+    x = np.asarray(x, dtype=np.float64) - np.mean(x)
+    if len(x) < int(sr / fmin) * 3 or np.dot(x, x) < 1e-8 * len(x):
+        return 0.0
+    nfft = 1 << int(np.ceil(np.log2(2 * len(x))))
+    spec = np.fft.rfft(x, nfft)
+    ac = np.fft.irfft(spec * np.conj(spec), nfft)[: len(x)]
+    ac /= ac[0] * (len(x) - np.arange(len(x))) / len(x)  # unbiased, 1 at lag 0
+    lo, hi = int(sr / fmax), int(sr / fmin)
+    k = lo + int(np.argmax(ac[lo:hi]))
+    # the shortest lag that is nearly as periodic (a period's multiples peak too)
+    for div in (4, 3, 2):
+        kk = int(round(k / div))
+        if kk >= lo:
+            k2 = max(lo, kk - 2) + int(np.argmax(ac[max(lo, kk - 2) : kk + 3]))
+            if ac[k2] > 0.9 * ac[k]:
+                k = k2
+                break
+    if ac[k] < 0.5:
+        return 0.0
+    a, b, c = ac[k - 1], ac[k], ac[k + 1]
+    den = a - 2 * b + c
+    return float(sr / (k + (0.5 * (a - c) / den if den < 0 else 0.0)))
+
+
+def probe_open_loop(engine, seconds: float, clicks: int = 5, tone_hz: float = 220.0) -> dict:
+    """Time clicks and send a tone through a running engine whose output returns to its input
+    outside the app. Open loop: the voice hears only the probe (the returning signal is recorded,
+    then replaced), so nothing feeds back. First half: ``clicks`` clicks; second half: the tone."""
+    sr = engine.sample_rate
+    total = int(seconds * sr)
+    tail = sr  # keep recording a second after the probe: the last of it is on its way back
+    probe = np.zeros(total + tail, dtype=np.float32)
+    first, half = sr // 2, total // 2
+    every = max(1, (half - first) // max(1, clicks))
+    click_at = list(range(first, half, every))[: max(1, clicks)]
+    probe[click_at] = 0.8
+    tone_span = (half, total) if tone_hz > 0 else (0, 0)
+    if tone_hz > 0:
+        probe[half:total] = harmonic_tone(tone_hz, total - half, sr)
+    returned = np.zeros(total + tail, dtype=np.float32)
+    state = {"pos": 0}
+    done = threading.Event()
+
+    def hook(block: np.ndarray) -> None:  # on the audio thread, before the voice
+        p = state["pos"]
+        end = min(len(returned), p + len(block))
+        returned[p:end] = block[: end - p]
+        block[:] = 0.0
+        block[: end - p] = probe[p:end]
+        state["pos"] = p + len(block)
+        if state["pos"] >= len(returned):
+            done.set()
+
+    engine.block_hook = hook
+    done.wait(seconds + tail / sr + 5.0)
+    engine.block_hook = None
+    snap = engine.snapshot()
+    rec = returned[: min(state["pos"], len(returned))]
+    trips = []
+    for c in click_at:
+        window = np.abs(rec[c + 16 : c + every])
+        if len(window) and window.max() > 0.1:
+            trips.append(16 + int(np.argmax(window)))
+    lat = snap.latency
+    measured = float(np.median(trips)) / sr if trips else None
+    engine.metrics.publish(measured_latency=measured)
+    result: dict = {
+        "mode": "loopback",
+        "sample_rate": sr,
+        "clicks_sent": len(click_at),
+        "clicks_returned": len(trips),
+        "round_trip_frames": trips,
+        "measured_ms": measured * 1e3 if measured is not None else None,
+        "computed_end_to_end_ms": lat.end_to_end * 1e3,
+        "difference_ms": (measured - lat.end_to_end) * 1e3 if measured is not None else None,
+        "latency": lat.as_dict(),
+        "xruns_in": snap.xruns_in,
+        "xruns_out": snap.xruns_out,
+        "underruns": snap.underruns,
+        "dropped_blocks": snap.dropped_blocks,
+        "compute": engine.metrics.compute_percentiles(),
+    }
+    if tone_hz > 0:
+        pitch = float(getattr(engine, "settings", Settings()).voice.pitch)
+        # the tone's steady middle, moved by the measured round trip (or the computed one)
+        delay = int(round((measured if measured is not None else lat.end_to_end) * sr))
+        a, b = tone_span[0] + delay, tone_span[1] + delay
+        margin = (b - a) // 5
+        found = autocorrelation_f0(rec[a + margin : b - margin], sr)
+        expected = tone_hz * 2.0 ** (pitch / 12.0)
+        result["tone"] = {
+            "sent_hz": tone_hz,
+            "pitch_semitones": pitch,
+            "expected_hz": expected,
+            "found_hz": found or None,
+            "cents_off": 1200.0 * np.log2(found / expected) if found else None,
+            "sent_at_s": [tone_span[0] / sr, tone_span[1] / sr],
+        }
+    result["returned"] = rec
+    return result

@@ -173,6 +173,19 @@ def cmd_bench(args: argparse.Namespace) -> int:
         result = bench_gui(
             settings, args.seconds, load=args.load, period=args.period, monitor=args.monitor
         )
+    elif args.loopback:
+        from voicegui.live import live_settings
+
+        if not (args.input and args.output):
+            raise ValueError("--loopback needs --input and --output (HOSTAPI:NAME)")
+        settings = live_settings(settings, args.input, args.output, None)
+        result = bench.bench_loopback(settings, args.seconds, args.clicks, args.tone)
+        returned = result.pop("returned")
+        if args.save_return:
+            import soundfile as sf
+
+            sf.write(args.save_return, returned, result["sample_rate"], subtype="FLOAT")
+            result["returned_file"] = str(Path(args.save_return).resolve())
     elif args.jack:
         result = bench.bench_jack(settings, args.seconds, period=args.period)
     else:
@@ -335,6 +348,21 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--tls-ca", help="with --remote: the server's certificate (TLS)")
     b.add_argument(
         "--streams", type=int, default=1, help="with --remote: concurrent streams on one clock"
+    )
+    b.add_argument(
+        "--loopback",
+        action="store_true",
+        help="real devices whose output returns to the input outside the app (a loopback "
+        "cable, a virtual microphone): clicks time the round trip, a tone checks the pitch",
+    )
+    b.add_argument("--input", help="with --loopback: HOSTAPI:NAME of the input")
+    b.add_argument("--output", help="with --loopback: HOSTAPI:NAME of the output")
+    b.add_argument("--clicks", type=int, default=5, help="with --loopback: clicks to time")
+    b.add_argument(
+        "--tone", type=float, default=220.0, help="with --loopback: tone in Hz (0: none)"
+    )
+    b.add_argument(
+        "--save-return", metavar="WAV", help="with --loopback: save what came back to WAV"
     )
     b.add_argument("--out", help="also write the JSON to this file")
     _add_tuning(b)

@@ -307,13 +307,22 @@ class HostService:
         self.publish()
         return self._engine_info()
 
-    def do_measure_loopback(self, seconds: float, clicks: int) -> dict:
-        """Loop the engine's JACK output into its input and time clicks through it."""
+    def do_measure_loopback(
+        self, seconds: float, clicks: int, external: bool = False, tone_hz: float = 0.0
+    ) -> dict:
+        """Loop the engine's JACK output into its input and time clicks through it; with
+        ``external``, the output already returns outside the app (a loopback cable, a virtual
+        microphone): time clicks and send a tone through it (bench.probe_open_loop)."""
         from voicegui.audio import jack
-        from voicegui.bench import clicks_through
+        from voicegui.bench import clicks_through, probe_open_loop
         from voicegui.engine.priority import raise_helper_thread
 
         eng = self.engine
+        if external:
+            if eng is None:
+                raise RuntimeError("the loopback needs the engine running")
+            raise_helper_thread()
+            return probe_open_loop(eng, seconds, clicks, tone_hz)
         if eng is None or self.ports_before is None:
             raise RuntimeError("the loopback needs the engine running on JACK")
         raise_helper_thread()

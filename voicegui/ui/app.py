@@ -167,6 +167,8 @@ def create_window(state: AppState | None = None, host=None):
 
 def _process_age() -> float | None:
     """Seconds since this process started (Linux), for an honest cold-start figure."""
+    if not sys.platform.startswith("linux"):
+        return None  # (Wine shows Windows programs Linux's /proc, but os.sysconf is Unix-only)
     try:
         with open("/proc/self/stat", encoding="ascii") as f:
             start_ticks = int(f.read().rsplit(")", 1)[1].split()[19])
@@ -178,6 +180,8 @@ def _process_age() -> float | None:
 
 
 def rss_mb() -> float | None:
+    if not sys.platform.startswith("linux"):
+        return None
     try:
         with open("/proc/self/status", encoding="ascii") as f:
             for line in f:

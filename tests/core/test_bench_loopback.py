@@ -1,0 +1,71 @@
+"""`bench --loopback`: clicks and a tone through an engine whose output returns outside the app.
+
+On JACK the return path is wired with jack_connect, outside the engine, which is what a loopback
+cable or a virtual microphone does (the Windows app's smoke test runs the same probe under Wine on
+WASAPI through a PipeWire virtual microphone).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from voicegui.bench import autocorrelation_f0, harmonic_tone, probe_open_loop
+from voicegui.engine.realtime import RealtimeEngine
+from voicegui.settings import DeviceRef, Settings, with_changes
+
+SR = 48000
+# Without its parabolic refinement the estimate is off by at most half a sample of the period;
+# 1200*log2(P/(P-0.5)) cents for the shortest period tested (1000 Hz: P = 48): ~18 cents. The
+# refinement must do far better than that on a clean tone, so a quarter of it is the bound.
+INTEGER_LAG_CENTS = 1200 * math.log2(48 / 47.5)
+F0_TOLERANCE_CENTS = INTEGER_LAG_CENTS / 4
+
+
+@pytest.mark.parametrize("hz", [110.0, 220.0, 293.66, 440.0, 1000.0])
+def test_autocorrelation_f0_finds_a_harmonic_tone(hz):
+    found = autocorrelation_f0(harmonic_tone(hz, SR // 2, SR), SR)
+    assert abs(1200 * math.log2(found / hz)) < F0_TOLERANCE_CENTS
+
+
+def test_autocorrelation_f0_says_so_for_silence_and_noise():
+    assert autocorrelation_f0(np.zeros(SR // 2, np.float32), SR) == 0.0
+    noise = np.random.default_rng(3).standard_normal(SR // 2).astype(np.float32)
+    assert autocorrelation_f0(noise, SR) == 0.0
+
+
+@pytest.mark.jack
+@pytest.mark.slow
+def test_open_loop_probe_times_clicks_and_finds_the_shifted_tone(jack_server):
+    from voicegui.audio import jack
+
+    ref = DeviceRef(jack_server["hostapi"], "system")
+    pitch = 5.0
+    settings = with_changes(
+        Settings(),
+        audio={"input": ref, "output": ref},
+        engine={"block_time": 0.01, "gate_threshold_db": -90.0},
+        voice={"voice": "dsp", "pitch": pitch, "formant": 0.0},
+    )
+    before = set(jack.ports())
+    engine = RealtimeEngine(settings)
+    engine.start()
+    try:
+        ins, outs = jack.client_ports()
+        jack.loop_back([p for p in ins if p not in before], [p for p in outs if p not in before])
+        result = probe_open_loop(engine, seconds=4.0, clicks=4, tone_hz=220.0)
+    finally:
+        engine.stop()
+    assert result["clicks_returned"] == result["clicks_sent"] == 4
+    # the round trip is the computed one, to within one JACK period (as bench --jack)
+    period_ms = jack_server["period"] / jack_server["rate"] * 1e3
+    assert abs(result["difference_ms"]) <= period_ms, result
+    tone = result["tone"]
+    # the built-in voice's pitch accuracy, as tests/core/test_dsp_voice.py asserts it (15 cents)
+    assert abs(tone["cents_off"]) < 15.0, tone
+    # negative control: the unshifted tone is 500 cents away from what came back
+    assert abs(1200 * math.log2(tone["found_hz"] / tone["sent_hz"]) - 100 * pitch) < 15.0
+    returned = result["returned"]
+    assert returned.dtype == np.float32 and len(returned) >= 5 * SR
