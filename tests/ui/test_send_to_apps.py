@@ -127,3 +127,24 @@ def test_without_a_cable_the_switch_stays_off_and_says_which_to_install(qtbot):
     mac = _panel(qtbot, [_dev("MacBook Speakers", "Core Audio")], "darwin", "")
     mac.send_to_apps.click()
     assert not mac.send_to_apps.isChecked() and "BlackHole" in mac.send_status.text()
+
+
+def test_a_fresh_windows_install_starts_on_wasapi_not_portaudios_default_mme(qtbot):
+    devices = [_dev("Microphone (USB)", "MME", 0, 2), _dev("Speakers", "MME"),
+               _dev("Microphone (USB)", WASAPI, 0, 2), _dev("Speakers", WASAPI)]  # fmt: skip
+    # the system default input is on MME (PortAudio's default on Windows); nothing chosen yet
+    panel = DevicePanel(lister=lambda _rescan: (["MME", WASAPI], devices, "MME"), platform="win32")
+    qtbot.addWidget(panel)
+    panel.set_audio(AudioSettings())
+    panel.rescan()
+    assert panel.hostapi.currentText() == WASAPI
+    # a host API the user chose stays chosen
+    panel.set_audio(AudioSettings(input=DeviceRef("MME", "Microphone (USB)")))
+    assert panel.hostapi.currentText() == "MME"
+    # negative control: without WASAPI devices the system default's host API is used
+    mme_only = [d for d in devices if d.hostapi == "MME"]
+    other = DevicePanel(lister=lambda _rescan: (["MME", WASAPI], mme_only, "MME"), platform="win32")
+    qtbot.addWidget(other)
+    other.set_audio(AudioSettings())
+    other.rescan()
+    assert other.hostapi.currentText() == "MME"

@@ -65,6 +65,10 @@ class LevelMeter(QProgressBar):
             self.setFormat(f"{rms_db:.0f} dB  (peak {self._hold:.0f} dB)")
 
 
+# host APIs picked first when the user has chosen none (the names PortAudio gives them)
+PREFERRED_HOSTAPIS = ("Windows WASAPI",)
+
+
 class DevicePanel(QWidget):
     changed = Signal(dict)  # AudioSettings field -> new value
     refreshRequested = Signal()
@@ -227,7 +231,12 @@ class DevicePanel(QWidget):
         for ref in (audio.input, audio.output):
             if ref.hostapi:
                 return ref.hostapi
-        # no host API chosen yet: the one of the system default input, else the first with devices
+        # no host API chosen yet: on Windows WASAPI where it has devices (PortAudio's default is
+        # MME, whose buffering adds tens of milliseconds); else the one of the system default
+        # input, else the first with devices
+        for api in PREFERRED_HOSTAPIS:
+            if any(d.hostapi == api for d in self._devices):
+                return api
         if self._default_api:
             return self._default_api
         for api in self._hostapis:
