@@ -69,3 +69,10 @@ def test_open_loop_probe_times_clicks_and_finds_the_shifted_tone(jack_server):
     assert abs(1200 * math.log2(tone["found_hz"] / tone["sent_hz"]) - 100 * pitch) < 15.0
     returned = result["returned"]
     assert returned.dtype == np.float32 and len(returned) >= 5 * SR
+
+
+def test_cli_loopback_needs_both_devices(capsys):
+    from voicegui.cli import main
+
+    assert main(["bench", "--loopback", "--input", "Windows WASAPI:Mic"]) == 2
+    assert "--loopback needs --input and --output" in capsys.readouterr().err
