@@ -112,20 +112,27 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
             parts.setdefault(part, {})[name] = value
     settings = with_changes(base, **parts) if parts else base.validated()
     if settings.voice.voice == "rvc":
-        settings = _resolved_rvc(settings)
+        # a voice chosen here brings its default pitch unless --pitch says otherwise
+        chosen_here = getattr(args, "model", None) is not None
+        own_pitch = chosen_here and getattr(args, "pitch", None) is None
+        settings = _resolved_rvc(settings, library_pitch=own_pitch)
     return settings
 
 
-def _resolved_rvc(settings: Settings) -> Settings:
+def _resolved_rvc(settings: Settings, library_pitch: bool = False) -> Settings:
     """Check the RVC model and index now (a clear error listing the library when unknown) and
-    keep a path absolute, so the audio host finds it whatever its working folder."""
-    from voicegui.voices.rvc.library import resolve
+    keep a path absolute, so the audio host finds it whatever its working folder.
+    ``library_pitch``: a library voice takes its default pitch (as choosing it in the window
+    does)."""
+    from voicegui.voices.rvc.library import get, resolve
 
     v = settings.voice
     found = resolve(v.model, v.index)
     changes = {}
     if Path(v.model).expanduser() == found.model:  # given as a path, not a library name
         changes["model"] = str(found.model.resolve())
+    elif library_pitch:
+        changes["pitch"] = get(found.name).pitch
     if v.index:
         changes["index"] = str(Path(v.index).expanduser().resolve())
     return with_changes(settings, voice=changes) if changes else settings

@@ -206,3 +206,23 @@ def test_bench_reports_compute_stages_and_latency(rvc_home, rvc_assets, capsys):
     assert run["blocks"] == 5 and run["stages"]["synth"]["calls"] == 5
     assert run["rtf_mean"] == pytest.approx(run["compute"]["mean_ms"] / 200.0)
     assert run["latency"]["block_ms"] == pytest.approx(200.0)
+
+
+def test_cli_library_voice_brings_its_default_pitch(rvc_home, rvc_assets):
+    from voicegui.cli import build_parser, settings_from_args
+
+    library.import_model(kit_model(rvc_assets), name="Bob", pitch=-7.0)
+
+    def settings(*extra):
+        args = build_parser().parse_args(["convert", "a.wav", "b.wav", "--voice", "rvc", *extra])
+        return settings_from_args(args).voice
+
+    assert settings("--model", "Bob").pitch == -7.0
+    assert settings("--model", "Bob", "--pitch", "3").pitch == 3.0  # the flag wins
+    by_path = settings("--model", str(kit_model(rvc_assets)))
+    assert by_path.pitch == 0.0 and by_path.model == str(kit_model(rvc_assets).resolve())
+    # a preset that names the voice keeps its own pitch
+    from voicegui.presets import PresetStore
+
+    PresetStore().save("Mine", Settings(voice=VoiceSettings(voice="rvc", model="Bob", pitch=2.0)))
+    assert settings("--preset", "Mine").pitch == 2.0

@@ -625,7 +625,7 @@ def test_rvc_settings_round_trip_and_validation():
         },
     )
     assert Settings.from_dict(json.loads(json.dumps(s.to_dict()))) == s
-    for bad in ({"f0_method": "yin"}, {"index_rate": 1.5}, {"protect": 0.6}):
+    for bad in ({"f0_method": "crepe"}, {"index_rate": 1.5}, {"protect": 0.6}):
         with pytest.raises(SettingsError):
             with_changes(s, voice=bad)
     a = VoiceSettings(voice="rvc", model="a")
