@@ -55,6 +55,9 @@ class PipeWire:
             pw._wait(lambda: (runtime / "pipewire-0").exists(), "PipeWire")
             pw._spawn("wireplumber")
             pw._spawn("pipewire-pulse")
+            # its socket first: a client polled earlier makes xdg/pulse itself, and
+            # pipewire-pulse, creating it at the same moment, then gives up ("File exists")
+            pw._wait(lambda: (runtime / "pulse" / "native").exists(), "pipewire-pulse")
             pw._wait(lambda: pw.pactl("info", check=False).returncode == 0, "pipewire-pulse")
         except BaseException:
             pw.stop()

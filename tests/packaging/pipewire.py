@@ -78,6 +78,9 @@ class HeadlessPipeWire:
         self._wait_for((runtime / "pipewire-0").exists, "PipeWire")
         self._spawn("wireplumber", ["wireplumber"])
         self._spawn("pipewire-pulse", ["pipewire-pulse"])
+        # its socket before any client: a client polled earlier makes the pulse folder itself,
+        # and pipewire-pulse, creating it at the same moment, then gives up ("File exists")
+        self._wait_for((runtime / "pulse" / "native").exists, "the pipewire-pulse socket")
 
         def pulse_up() -> bool:
             try:
