@@ -60,7 +60,7 @@ def test_release_names():
     assert name("full", "1.2.3", "linux", "x86_64") == "voicegui-1.2.3-linux-x86_64-full"
 
 
-@pytest.mark.parametrize("path", ["/work/a b/é 声.wav", "/tmp/x"])
+@pytest.mark.parametrize("path", ["/home/user/a b/é 声.wav", "/srv/x"])
 def test_wine_paths_round_trip(path, tmp_path):
     win = wt.windows_path(path)
     assert win.startswith("Z:\\") and "/" not in win
