@@ -159,14 +159,22 @@ def clicks_through(engine, seconds: float, clicks: int = 5) -> dict:
         window = np.abs(rec[c + 16 : c + sr // 2])
         if len(window) and window.max() > 0.1:
             trips.append(16 + int(np.argmax(window)))
+    result = _round_trip_summary(engine, snap, "jack-loopback", len(click_at), trips)
+    result["period_frames"] = engine.io.max_frames if engine.io else None
+    return result
+
+
+def _round_trip_summary(engine, snap, mode: str, sent: int, trips: list[int]) -> dict:
+    """Clicks timed through a running engine against its computed latency, and its counters;
+    the median round trip is published as the measured latency."""
+    sr = engine.sample_rate
     lat = snap.latency
     measured = float(np.median(trips)) / sr if trips else None
     engine.metrics.publish(measured_latency=measured)
     return {
-        "mode": "jack-loopback",
+        "mode": mode,
         "sample_rate": sr,
-        "period_frames": engine.io.max_frames if engine.io else None,
-        "clicks_sent": len(click_at),
+        "clicks_sent": sent,
         "clicks_returned": len(trips),
         "round_trip_frames": trips,
         "measured_ms": measured * 1e3 if measured is not None else None,
@@ -319,25 +327,9 @@ def probe_open_loop(engine, seconds: float, clicks: int = 5, tone_hz: float = 22
         window = np.abs(rec[c + 16 : c + every])
         if len(window) and window.max() > 0.1:
             trips.append(16 + int(np.argmax(window)))
+    result = _round_trip_summary(engine, snap, "loopback", len(click_at), trips)
     lat = snap.latency
-    measured = float(np.median(trips)) / sr if trips else None
-    engine.metrics.publish(measured_latency=measured)
-    result: dict = {
-        "mode": "loopback",
-        "sample_rate": sr,
-        "clicks_sent": len(click_at),
-        "clicks_returned": len(trips),
-        "round_trip_frames": trips,
-        "measured_ms": measured * 1e3 if measured is not None else None,
-        "computed_end_to_end_ms": lat.end_to_end * 1e3,
-        "difference_ms": (measured - lat.end_to_end) * 1e3 if measured is not None else None,
-        "latency": lat.as_dict(),
-        "xruns_in": snap.xruns_in,
-        "xruns_out": snap.xruns_out,
-        "underruns": snap.underruns,
-        "dropped_blocks": snap.dropped_blocks,
-        "compute": engine.metrics.compute_percentiles(),
-    }
+    measured = result["measured_ms"] / 1e3 if result["measured_ms"] is not None else None
     if tone_hz > 0:
         pitch = float(getattr(engine, "settings", Settings()).voice.pitch)
         # the tone's steady middle, moved by the measured round trip (or the computed one)
