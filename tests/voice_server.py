@@ -1,5 +1,6 @@
 """A real ``voicegui serve`` (PyTriton + Triton, CPU) on localhost, serving the Seed-VC parity
-kit's random-weight checkpoints with a tiny random XLS-R.
+kit's random-weight checkpoints with a tiny random XLS-R and, where the RVC kit is there, RVC
+with the kit's random-weight shared weights and one of its voices in the server's library.
 
 The server runs in its own environment (``.venv-serve``, made by ``scripts/setup.sh --test``:
 PyTriton pins numpy < 2), from this source tree. Starting Triton takes seconds, so one server
@@ -30,6 +31,7 @@ BATCH_DELAY_MS = 50
 # app keeps its streams alive through silences)
 IDLE_SECONDS = 8
 THREADS = "1"  # both sides compute with one thread: same float32 operations in the same order
+SERVER_LIBRARY_VOICE = "server voice"  # the RVC voice in the server's own library (the kit's v1)
 
 
 def free_port() -> int:
@@ -48,6 +50,7 @@ class ServerProcess:
         self.address = f"127.0.0.1:{port}"
         self.proc: subprocess.Popen | None = None
         self.log = home / "serve.log"
+        self.rvc = False  # whether it serves RVC
 
     def start(self) -> None:
         env = dict(
@@ -127,11 +130,37 @@ def served_model_dir(request, tmp_path_factory) -> Path:
     return write_published_layout(kit, tmp_path_factory.mktemp("seedvc-model"))
 
 
+def install_rvc_on_server(home: Path) -> bool:
+    """The RVC kit's shared weights and its v1 voice (as SERVER_LIBRARY_VOICE) installed in the
+    server's home, as `voicegui models import rvc` and `voicegui rvc import` do there; False
+    when there is no RVC kit."""
+    from tests.rvc.conftest import build_rvc_assets, rvc_kit_dir
+    from tests.rvc.installed import kit_model
+
+    kit = rvc_kit_dir()
+    if not (kit / "expected.npz").is_file():
+        return False
+    assets = build_rvc_assets(kit)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("VOICEGUI_HOME", str(home))
+        from voicegui import modelhub
+        from voicegui.voices.rvc import library
+
+        modelhub.import_dir("rvc", assets)
+        library.import_model(kit_model(assets, "v1"), name=SERVER_LIBRARY_VOICE)
+    return True
+
+
 @pytest.fixture(scope="session")
 def voice_server(served_model_dir, tmp_path_factory):
-    """One running server for the whole run (started again by tests that kill it)."""
+    """One running server for the whole run (started again by tests that kill it), serving
+    RVC too where the RVC kit is there (``voice_server.rvc``)."""
     need_serve_python()
-    srv = ServerProcess(served_model_dir, tmp_path_factory.mktemp("serve-home"), free_port())
+    home = tmp_path_factory.mktemp("serve-home")
+    rvc = install_rvc_on_server(home)
+    extra = ("--voices", "seedvc,rvc") if rvc else ()
+    srv = ServerProcess(served_model_dir, home, free_port(), extra=extra)
+    srv.rvc = rvc
     srv.start()
     yield srv
     srv.stop()

@@ -210,27 +210,20 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from voicegui.remote.auth import server_token
     from voicegui.remote.server import MIN_IDLE_SECONDS, check_tls_files, serve
 
-    voices = [v.strip() for v in args.voices.split(",") if v.strip()]
-    unknown = sorted(set(voices) - {"seedvc"})
+    voices = list(dict.fromkeys(v.strip() for v in args.voices.split(",") if v.strip()))
+    unknown = sorted(set(voices) - set(SERVED_VOICES))
     if unknown or not voices:
-        raise ValueError(f"voices that can be served: seedvc (not {', '.join(unknown) or '-'})")
+        raise ValueError(
+            f"voices that can be served: {', '.join(SERVED_VOICES)} "
+            f"(not {', '.join(unknown) or '-'})"
+        )
     tls_cert = Path(args.tls_cert) if args.tls_cert else None
     tls_key = Path(args.tls_key) if args.tls_key else None
     check_tls_files(tls_cert, tls_key)  # before the model loads: a mistake is said at once
     if not args.idle_seconds >= MIN_IDLE_SECONDS:
         raise ValueError(f"--idle-seconds must be at least {MIN_IDLE_SECONDS:g}")
-    from voicegui.remote.service import SeedVCService, seedvc_files
-
     token, token_file = server_token(Path(args.token_file) if args.token_file else None)
-    services = {
-        "seedvc": SeedVCService.load(
-            seedvc_files(Path(args.seedvc_dir) if args.seedvc_dir else None),
-            device=args.compute_device,
-            precision=args.precision,
-            batching=not args.no_batching,
-            idle_seconds=args.idle_seconds,
-        )
-    }
+    services = {name: _load_service(name, args) for name in voices}
     scheme = "with TLS" if args.tls_cert else "without TLS"
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(
@@ -238,10 +231,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         )
 
     def ready() -> None:
-        info = services["seedvc"].info()
+        info = next(iter(services.values())).info()
+        rvc = services.get("rvc")
+        held = f" ({len(rvc.files.names())} RVC voices in the library)" if rvc else ""
         print(
             f"voicegui serve: ready on {args.host}:{args.port} ({scheme}); voices: "
-            f"{', '.join(services)}; {info['provider']} on {info['device']}; "
+            f"{', '.join(services)}{held}; {info['provider']} on {info['device']}; "
             f"token in {token_file}",
             flush=True,
         )
@@ -257,6 +252,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
         on_ready=ready,
     )
     return 0
+
+
+SERVED_VOICES = ("seedvc", "rvc")
+
+
+def _load_service(name: str, args: argparse.Namespace):
+    """One served voice, loaded before the server starts listening."""
+    if name == "seedvc":
+        from voicegui.remote.service import SeedVCService, seedvc_files
+
+        return SeedVCService.load(
+            seedvc_files(Path(args.seedvc_dir) if args.seedvc_dir else None),
+            device=args.compute_device,
+            precision=args.precision,
+            batching=not args.no_batching,
+            idle_seconds=args.idle_seconds,
+        )
+    from voicegui import paths
+    from voicegui.remote.rvc_service import RvcService
+
+    methods = tuple(m.strip() for m in args.rvc_f0.split(",") if m.strip())
+    return RvcService.load(
+        paths.data_dir() / "served-rvc-voices",
+        device=args.compute_device,
+        precision=args.precision,
+        idle_seconds=args.idle_seconds,
+        f0_methods=methods,
+    )
 
 
 def _bench_remote(settings: Settings, args: argparse.Namespace) -> dict:
@@ -395,7 +418,13 @@ def _add_serve_parser(sub) -> None:
         "serve",
         help="serve the neural voices to other machines (NVIDIA Triton; needs voicegui[serve])",
     )
-    sv.add_argument("--voices", default="seedvc", help="comma-separated voices to serve")
+    sv.add_argument(
+        "--voices",
+        default="seedvc",
+        help="comma-separated voices to serve: seedvc, rvc (RVC: the shared weights from "
+        "`voicegui models download rvc`, the voices of `voicegui rvc import` and those the "
+        "apps send)",
+    )
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: all)")
     sv.add_argument("--port", type=int, default=DEFAULT_PORT, help="gRPC port")
     sv.add_argument(
@@ -406,6 +435,11 @@ def _add_serve_parser(sub) -> None:
     sv.add_argument("--tls-cert", help="PEM certificate: serve gRPC over TLS")
     sv.add_argument("--tls-key", help="PEM private key of --tls-cert")
     sv.add_argument("--seedvc-dir", help="Seed-VC model folder (default: the installed model)")
+    sv.add_argument(
+        "--rvc-f0",
+        default="rmvpe",
+        help="RVC pitch estimators loaded at start (others load when a stream asks)",
+    )
     sv.add_argument("--compute-device", default="auto", help="auto, cpu or cuda")
     sv.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16", "int8"])
     sv.add_argument(

@@ -1,5 +1,5 @@
 """The remote voice's tests share one real ``voicegui serve`` on localhost with the rest of the
-run (tests/voice_server.py), serving the Seed-VC parity kit's random-weight checkpoints."""
+run (tests/voice_server.py), serving the Seed-VC and RVC parity kits' random-weight checkpoints."""
 
 from __future__ import annotations
 
@@ -8,6 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.rvc.conftest import (  # noqa: F401 (fixtures)
+    rvc_assets,
+    rvc_home,
+    rvc_installed_weights,
+    rvc_kit,
+)
 from tests.seedvc.conftest import (  # noqa: F401 (fixtures)
     kit_checkpoints,
     kit_inputs,

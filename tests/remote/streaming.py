@@ -42,9 +42,9 @@ def local_blocks(model, reference: np.ndarray, wins: list[np.ndarray]) -> list[n
 
 
 def remote_voice(server, **kw):
-    from voicegui.remote.client import RemoteVoice
+    from voicegui.remote.client import RemoteSeedVC
 
     # patience of many blocks: these tests are about values, not about a loaded CPU's timing
-    voice = RemoteVoice(server.address, server.token, patience=200.0, **kw)
+    voice = RemoteSeedVC(server.address, server.token, patience=200.0, **kw)
     voice.update(PARAMS)
     return voice

@@ -41,10 +41,10 @@ def test_token_is_required_and_checked(server):
     for bad in (wrong, "", token + "x", "x" * 10_000):
         assert raw(server, {"op": "info", "token": bad})["code"] == P.UNAUTHORIZED
     assert raw(server, {"op": "info", "token": token})["ok"]
-    from voicegui.remote.client import RemoteError, RemoteVoice
+    from voicegui.remote.client import RemoteError, RemoteSeedVC
 
     with pytest.raises(RemoteError) as err:
-        RemoteVoice(server.address, wrong)
+        RemoteSeedVC(server.address, wrong)
     assert err.value.code == P.UNAUTHORIZED and "token" in str(err.value)
 
 

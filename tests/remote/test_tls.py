@@ -11,7 +11,7 @@ import pytest
 
 from tests.remote.streaming import RATE, info, remote_voice, windows
 from voicegui import cli
-from voicegui.remote.client import RemoteError, RemoteVoice
+from voicegui.remote.client import RemoteError, RemoteSeedVC
 from voicegui.remote.probe import probe
 
 pytestmark = pytest.mark.slow
@@ -57,7 +57,7 @@ def refusal(address: str, token: str, ca) -> str:
     result = probe(address, token, None if ca is None else str(ca))
     assert not result["ok"], result
     with pytest.raises(RemoteError) as err:
-        RemoteVoice(address, token, ca)
+        RemoteSeedVC(address, token, ca)
     assert str(err.value) == result["error"]  # the same words in the window and the engine
     return result["error"]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ import numpy as np
 from voicegui.engine.metrics import Metrics
 from voicegui.engine.processor import BlockProcessor
 from voicegui.remote.client import RemoteVoice
+from voicegui.remote.voices import remote_voice
 from voicegui.settings import Settings, with_changes
 from voicegui.speech_signal import synthetic_speech
 
@@ -77,16 +79,22 @@ def bench_remote(
 ) -> dict:
     settings = with_changes(settings, engine={"gate_threshold_db": -90.0})
     x = synthetic_speech(seconds, sr)
-    if settings.voice.reference:
+    rvc = settings.voice.voice == "rvc"
+    if rvc or not settings.voice.reference:
+        reference = (x[: sr * 3], sr)
+    else:
         from voicegui.engine.offline import read_audio, to_mono
 
         data, ref_sr = read_audio(Path(settings.voice.reference))
         reference = (to_mono(data), ref_sr)
-    else:
-        reference = (x[: sr * 3], sr)
-    voices = [RemoteVoice(address, token, ca_file) for _ in range(streams)]
+    vs = replace(settings.voice, remote_address=address, remote_ca=ca_file or "")
+    voices: list[RemoteVoice] = []
     try:
+        for _ in range(streams):
+            voices.append(remote_voice(vs, token))
         for v in voices:
+            if rvc:
+                continue
             v.update(
                 {
                     "diffusion_steps": settings.voice.diffusion_steps,
@@ -122,6 +130,7 @@ def bench_remote(
             "mode": "remote",
             "address": address,
             "server": {k: voices[0].info.get(k) for k in ("server", "provider", "device")},
+            "voice": settings.voice.voice,
             "streams": streams,
             "seconds": seconds,
             "block_ms": block_s * 1e3,

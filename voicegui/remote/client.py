@@ -180,11 +180,12 @@ class Connection:
 
 
 class RemoteVoice:
-    """Seed-VC computed by a ``voicegui serve`` server: a windowed voice (see module doc)."""
+    """A voice computed by a ``voicegui serve`` server: a windowed voice (see module doc).
+    What a stream starts with is the voice's own (``RemoteSeedVC``, ``RemoteRvc``)."""
 
-    name = "seedvc"
+    name = ""
     stateful = False
-    needs_reference = True
+    needs_reference = False
     pipeline_blocks = 1  # replies come one block later: the network part of the latency
 
     def __init__(
@@ -193,18 +194,19 @@ class RemoteVoice:
         token: str,
         ca_file: str | Path | None = None,
         *,
-        voice: str = "seedvc",
+        voice: str = "",
         patience: float = 0.5,
         speech_detector=None,
         seed: int = STREAM_SEED,
     ) -> None:
-        self.address, self.voice, self.ca_file = address, voice, ca_file
+        self.address, self.voice, self.ca_file = address, voice or self.name, ca_file
         self._token = token
         self.patience = patience  # of a block: how long convert waits for the reply it needs
         self.seed = seed
-        self.settings = StreamSettings()
-        self._settings_sent: StreamSettings | None = None
-        self._reference: tuple[np.ndarray, str] | None = None
+        self.settings = self.default_settings()
+        self._settings_sent = None
+        self._ready = False  # a stream can start (Seed-VC: once it has its reference)
+        self.rate = P_RATE
         self._conn: Connection | None = None
         self._stream: str | None = None
         self._inflight: tuple[int, Reply] | None = None  # the last block sent
@@ -277,28 +279,23 @@ class RemoteVoice:
     def warnings(self) -> list[str]:
         return []
 
+    # ---- what a voice defines -------------------------------------------------------------
+    def default_settings(self):
+        raise NotImplementedError
+
+    def _start(self, conn: Connection) -> dict:
+        """Start a stream on the server; its status (``stream``, ``rate``)."""
+        raise NotImplementedError
+
     def _open_stream(self) -> None:
-        """Start a stream on the server (reference by hash first, the clip when it lacks it)."""
-        if self._reference is None:
-            raise VoiceError("Seed-VC needs a reference clip of the target voice")
+        """Start a stream on the server, ending the one before."""
         conn = self._conn
         if conn is None or conn.broken:
             raise RemoteError(f"not connected to {self.address}")
-        ref, ref_hash = self._reference
-        params = {
-            "sr": P_RATE,
-            "ref_hash": ref_hash,
-            "seed": self.seed,
-            "settings": self.settings.to_json(),
-        }
         if self._stream is not None:
             self._end_stream(conn)
-        try:
-            status = conn.call(self.voice, "start", params)
-        except RemoteError as exc:
-            if exc.code != P.NEED_REFERENCE:
-                raise
-            status = conn.call(self.voice, "start", {**params, "with_reference": True}, ref)
+        status = self._start(conn)
+        self.rate = int(status.get("rate") or self.rate)
         with self._lock:
             self._stream = status["stream"]
             self._settings_sent = self.settings
@@ -356,7 +353,7 @@ class RemoteVoice:
         keep: tuple[str, Reply] | None = None  # the keep in flight and its stream
         while not self._stop.wait(WATCH_EVERY):
             conn = self._conn
-            if conn is None or self._reference is None:
+            if conn is None or not self._ready:
                 continue  # not prepared: no stream to keep
             if conn.broken:
                 self._lost(conn.broken)  # once; the reconnection is under way
@@ -399,38 +396,13 @@ class RemoteVoice:
 
     # ---- the Voice protocol ---------------------------------------------------------------
     def configure(self, device_rate: int) -> int:
-        return int(self.info.get("rate", P_RATE))
+        return self.rate
 
     def update(self, params: dict) -> None:
-        s = self.settings
-        self.settings = StreamSettings(
-            diffusion_steps=int(params.get("diffusion_steps", s.diffusion_steps)),
-            cfg_rate=float(params.get("cfg_rate", s.cfg_rate)),
-            max_prompt_time=float(params.get("max_prompt_time", s.max_prompt_time)),
-            style_from_prompt=bool(params.get("style_from_prompt", s.style_from_prompt)),
-            extra_dit_left_time=float(params.get("extra_dit_left_time", s.extra_dit_left_time)),
-        )
+        raise NotImplementedError
 
     def prepare(self, reference: np.ndarray | None, sr: int) -> None:
-        """The same checks and resampling as the local voice; then a stream on the server."""
-        if reference is None or len(reference) == 0:
-            raise VoiceError("Seed-VC needs a reference clip of the target voice")
-        ref = np.asarray(reference, dtype=np.float32)
-        if ref.ndim > 1:
-            ref = ref.mean(axis=1)
-        if not np.all(np.isfinite(ref)):
-            raise VoiceError("the reference clip contains NaN or infinite samples")
-        if sr != P_RATE:
-            import soxr
-
-            ref = soxr.resample(ref, sr, P_RATE).astype(np.float32)
-        if len(ref) < P_RATE // 2:
-            raise VoiceError("the reference clip is shorter than 0.5 s")
-        if len(ref) > P.MAX_REFERENCE_SECONDS * P_RATE:
-            ref = ref[: int(P.MAX_REFERENCE_SECONDS * P_RATE)]  # more adds nothing to the style
-        ref = np.ascontiguousarray(ref)
-        self._reference = (ref, P.reference_hash(ref.tobytes(), P_RATE))
-        self._open_stream()
+        """A voice without a reference clip needs nothing more."""
 
     def convert(self, window: np.ndarray, info: BlockInfo) -> np.ndarray:
         out_n = info.block + info.sola_extra
@@ -467,7 +439,7 @@ class RemoteVoice:
             # the first block of a stream (or after a gap): the block before it was silence
             return np.zeros(out_n, np.float32)
         reply = previous[1]
-        block_s = info.block / self.configure(0)
+        block_s = info.block / self.rate
         status = reply.wait(reply.sent + (1 + self.patience) * block_s - time.perf_counter())
         if status is None:
             self.late += 1
@@ -516,7 +488,7 @@ class RemoteVoice:
         """A new stream (fresh seeded noise, as the local voice's reset gives)."""
         if self.speech_detector is not None:
             self.speech_detector.reset()
-        if self._reference is not None and self._conn is not None and not self._conn.broken:
+        if self._ready and self._conn is not None and not self._conn.broken:
             try:
                 self._open_stream()
             except (RemoteError, VoiceError) as exc:
@@ -554,3 +526,69 @@ class RemoteVoice:
             "server_compute": pct(self.server_ms),
             "batch_sizes": sorted(set(self.batch_sizes)),
         }
+
+
+class RemoteSeedVC(RemoteVoice):
+    """Seed-VC on the server: the reference clip goes by hash, sent once when the server lacks
+    it."""
+
+    name = "seedvc"
+    needs_reference = True
+
+    def __init__(self, *args, **kw) -> None:
+        self._reference: tuple[np.ndarray, str] | None = None
+        super().__init__(*args, **kw)
+        self.rate = int(self.info.get("rate", P_RATE))
+
+    def default_settings(self) -> StreamSettings:
+        return StreamSettings()
+
+    def update(self, params: dict) -> None:
+        s = self.settings
+        self.settings = StreamSettings(
+            diffusion_steps=int(params.get("diffusion_steps", s.diffusion_steps)),
+            cfg_rate=float(params.get("cfg_rate", s.cfg_rate)),
+            max_prompt_time=float(params.get("max_prompt_time", s.max_prompt_time)),
+            style_from_prompt=bool(params.get("style_from_prompt", s.style_from_prompt)),
+            extra_dit_left_time=float(params.get("extra_dit_left_time", s.extra_dit_left_time)),
+        )
+
+    def prepare(self, reference: np.ndarray | None, sr: int) -> None:
+        """The same checks and resampling as the local voice; then a stream on the server."""
+        if reference is None or len(reference) == 0:
+            raise VoiceError("Seed-VC needs a reference clip of the target voice")
+        ref = np.asarray(reference, dtype=np.float32)
+        if ref.ndim > 1:
+            ref = ref.mean(axis=1)
+        if not np.all(np.isfinite(ref)):
+            raise VoiceError("the reference clip contains NaN or infinite samples")
+        if sr != P_RATE:
+            import soxr
+
+            ref = soxr.resample(ref, sr, P_RATE).astype(np.float32)
+        if len(ref) < P_RATE // 2:
+            raise VoiceError("the reference clip is shorter than 0.5 s")
+        if len(ref) > P.MAX_REFERENCE_SECONDS * P_RATE:
+            ref = ref[: int(P.MAX_REFERENCE_SECONDS * P_RATE)]  # more adds nothing to the style
+        ref = np.ascontiguousarray(ref)
+        self._reference = (ref, P.reference_hash(ref.tobytes(), P_RATE))
+        self._ready = True
+        self._open_stream()
+
+    def _start(self, conn: Connection) -> dict:
+        """The reference by hash first, the clip itself when the server lacks it."""
+        if self._reference is None:
+            raise VoiceError("Seed-VC needs a reference clip of the target voice")
+        ref, ref_hash = self._reference
+        params = {
+            "sr": P_RATE,
+            "ref_hash": ref_hash,
+            "seed": self.seed,
+            "settings": self.settings.to_json(),
+        }
+        try:
+            return conn.call(self.voice, "start", params)
+        except RemoteError as exc:
+            if exc.code != P.NEED_REFERENCE:
+                raise
+            return conn.call(self.voice, "start", {**params, "with_reference": True}, ref)

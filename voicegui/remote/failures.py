@@ -58,4 +58,9 @@ def describe(error: object, address: str, tls: bool, connected: bool) -> str:
         )
     if connected and ("socket closed" in low or "stream removed" in low or "unavailable" in low):
         return f"the connection to {address} was closed"
+    if "unknown model" in low or ("model" in low and "is not found" in low):
+        return (
+            f"{address} does not serve this voice: start the server with it in --voices "
+            "(e.g. `voicegui serve --voices seedvc,rvc`)"
+        )
     return f"the connection to {address} failed: {text}"

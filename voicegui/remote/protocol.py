@@ -1,7 +1,8 @@
 """What client and server say to each other: model and tensor names, request parameters,
 limits, and the JSON status every reply carries.
 
-Every request goes to one Triton model per voice (``voicegui_seedvc``) with one float32 input
+Every request goes to one Triton model per voice (``voicegui_seedvc``, ``voicegui_rvc``) with one
+float32 input
 ``AUDIO`` (batch dimension first, as Triton's dynamic batcher wants) and request parameters:
 
 * ``token``: the server's access token, on every request.
@@ -11,10 +12,15 @@ Every request goes to one Triton model per voice (``voicegui_seedvc``) with one 
   server runs on, and ``idle_seconds``: how long a stream may stay silent without a ``keep``).
 * ``stream``: the stream id the server issued at ``start`` (a random 128-bit capability: a
   stream cannot name, read or reset another stream without knowing its id).
-* ``start`` also carries ``sr``, ``ref_hash``, ``seed``, ``settings`` (JSON) and
-  ``with_reference`` (whether AUDIO is the clip); ``block`` carries
-  ``index``, ``block``, ``left``, ``right``, ``sola_extra`` and, when they changed,
-  ``settings``.
+* Seed-VC's ``start`` also carries ``sr``, ``ref_hash``, ``seed``, ``settings`` (JSON) and
+  ``with_reference`` (whether AUDIO is the clip). RVC's carries ``model`` (the voice file's
+  sha256, or '' to name one of the server's own voices by ``model_name``), ``index`` (the
+  index file's sha256 or ''), ``f0`` (the pitch estimator), ``seed`` and ``settings``; a file
+  the server lacks is refused with ``need_model``/``need_index`` and the client sends it with
+  ``upload`` (AUDIO = the file's bytes seen as float32, in chunks; ``kind``, ``sha256``,
+  ``suffix``, ``offset``, ``length``, ``total``), then starts again.
+* ``block`` carries ``index``, ``block``, ``left``, ``right``, ``sola_extra`` and, when they
+  changed, ``settings``.
 
 Triton's Python backend cannot carry a tensor with no elements, so a request or reply without
 audio carries one zero sample (``NO_AUDIO``). Replies carry ``AUDIO`` (the block's output) and
@@ -39,7 +45,7 @@ STATUS = "STATUS"
 PROTOCOL_VERSION = 1
 DEFAULT_PORT = 8765
 
-OPS = ("start", "block", "keep", "end", "info")
+OPS = ("start", "block", "keep", "end", "info", "upload")
 NO_AUDIO_SHAPE = (1, 1)  # what stands for "no audio" (see above)
 # Bounds of what one request may carry (a request over them is refused before any work).
 MAX_WINDOW_SECONDS = 10.0  # context + block + lookahead at the voice's rate
@@ -51,6 +57,11 @@ MAX_TOKEN_CHARS = 512
 MAX_STREAMS = 32  # live streams per server
 MAX_REFERENCES = 16  # reference clips kept by hash for streams that start again
 IDLE_SECONDS = 30.0  # a stream that sends nothing for this long is dropped
+# RVC voice files a client may send: a v2 48 kHz .pth is ~55 MB (fp16) to ~110 MB (fp32), an
+# index a few hundred MB at most; sent in chunks well under gRPC's message limit.
+MAX_UPLOAD_BYTES = 1 << 30
+UPLOAD_CHUNK_BYTES = 4 << 20
+UPLOAD_SUFFIXES = {"model": (".pth", ".onnx"), "index": (".index",)}
 
 # Error codes in STATUS.
 UNAUTHORIZED = "unauthorized"
@@ -58,6 +69,8 @@ BAD_REQUEST = "bad_request"
 TOO_LARGE = "too_large"
 UNKNOWN_STREAM = "unknown_stream"
 NEED_REFERENCE = "need_reference"
+NEED_MODEL = "need_model"
+NEED_INDEX = "need_index"
 BUSY = "busy"
 FAILED = "failed"
 
@@ -100,12 +113,7 @@ class StreamSettings:
 
     @classmethod
     def from_json(cls, text: str) -> StreamSettings:
-        try:
-            raw = json.loads(text)
-        except (TypeError, ValueError) as exc:
-            raise ProtocolError(BAD_REQUEST, f"settings are not JSON: {exc}") from None
-        if not isinstance(raw, dict):
-            raise ProtocolError(BAD_REQUEST, "settings must be a JSON object")
+        raw = _settings_object(text)
         out = {}
         for name, kind, lo, hi in (
             ("diffusion_steps", int, 1, 50),
@@ -113,19 +121,67 @@ class StreamSettings:
             ("max_prompt_time", float, 0.5, 30.0),
             ("extra_dit_left_time", float, 0.0, 10.0),
         ):
-            if name not in raw:
-                continue
-            value = raw[name]
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ProtocolError(BAD_REQUEST, f"setting {name} must be a number")
-            if not (math.isfinite(value) and lo <= value <= hi):
-                raise ProtocolError(BAD_REQUEST, f"setting {name}={value} is outside {lo}..{hi}")
-            out[name] = kind(value)
+            if name in raw:
+                out[name] = kind(_number(raw, name, lo, hi))
         if "style_from_prompt" in raw:
             if not isinstance(raw["style_from_prompt"], bool):
                 raise ProtocolError(BAD_REQUEST, "setting style_from_prompt must be true/false")
             out["style_from_prompt"] = raw["style_from_prompt"]
         return cls(**out)
+
+
+@dataclass(frozen=True)
+class RvcStreamSettings:
+    """The RVC settings a stream runs with (what ``RvcVoice.update`` takes)."""
+
+    pitch: float = 0.0
+    formant: float = 0.0
+    index_rate: float = 0.0
+    protect: float = 0.5
+    rms_mix_rate: float = 1.0
+    speaker: int = 0
+
+    def to_json(self) -> str:
+        return json.dumps(self.__dict__, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> RvcStreamSettings:
+        raw = _settings_object(text)
+        out: dict = {}
+        for name, lo, hi in (
+            ("pitch", -48.0, 48.0),
+            ("formant", -24.0, 24.0),
+            ("index_rate", 0.0, 1.0),
+            ("protect", 0.0, 1.0),
+            ("rms_mix_rate", 0.0, 1.0),
+            ("speaker", 0, 4096),
+        ):
+            if name in raw:
+                out[name] = _number(raw, name, lo, hi)
+        if "speaker" in out:
+            if out["speaker"] != int(out["speaker"]):
+                raise ProtocolError(BAD_REQUEST, "setting speaker must be an integer")
+            out["speaker"] = int(out["speaker"])
+        return cls(**out)
+
+
+def _settings_object(text: str) -> dict:
+    try:
+        raw = json.loads(text)
+    except (TypeError, ValueError) as exc:
+        raise ProtocolError(BAD_REQUEST, f"settings are not JSON: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ProtocolError(BAD_REQUEST, "settings must be a JSON object")
+    return raw
+
+
+def _number(raw: dict, name: str, lo: float, hi: float) -> float:
+    value = raw[name]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ProtocolError(BAD_REQUEST, f"setting {name} must be a number")
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise ProtocolError(BAD_REQUEST, f"setting {name}={value} is outside {lo}..{hi}")
+    return value
 
 
 # ---- request parameters ----------------------------------------------------------------------

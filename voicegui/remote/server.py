@@ -65,6 +65,8 @@ class VoiceServer:
                     replies[i] = _reply(P.ok_status(**service.end(P.param_str(params, "stream"))))
                 elif op == "info":
                     replies[i] = _reply(P.ok_status(**self.info(service)))
+                elif op == "upload" and hasattr(service, "upload"):
+                    replies[i] = _reply(P.ok_status(**service.upload(params, audio)))
                 else:
                     raise P.ProtocolError(P.BAD_REQUEST, f"unknown op; one of {', '.join(P.OPS)}")
             except P.ProtocolError as exc:

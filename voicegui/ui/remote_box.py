@@ -26,6 +26,7 @@ class RemoteBox(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self.voice = "seedvc"  # the voice the server is to compute (what Test asks about)
         self.address = QLineEdit()
         self.address.setPlaceholderText("host:port of `voicegui serve` (e.g. gpu-box:8765)")
         self.address.setAccessibleName("Remote GPU server address")
@@ -109,8 +110,9 @@ class RemoteBox(QWidget):
             save_token(address, token)
         self.test.setEnabled(False)
         self.result.setText("testing…")
+        voice = self.voice
         threading.Thread(
-            target=lambda: self.tested.emit(probe(address, token, ca)), daemon=True
+            target=lambda: self.tested.emit(probe(address, token, ca, voice)), daemon=True
         ).start()
 
     def _show_result(self, result: dict) -> None:
@@ -120,7 +122,18 @@ class RemoteBox(QWidget):
             self.result.setText(
                 f"round trip {result['round_trip_ms']:.1f} ms; {result.get('provider', '?')} "
                 f"on {result.get('device', '?')} ({result.get('server', '')}, "
-                f"{streams} live stream{'s' if streams != 1 else ''})"
+                f"{streams} live stream{'s' if streams != 1 else ''})" + _served_models(result)
             )
         else:
             self.result.setText(f"not usable: {result.get('error', 'no answer')}")
+
+
+def _served_models(result: dict) -> str:
+    """What an RVC server holds in its own library (the app sends any other voice file)."""
+    models = result.get("models")
+    if not isinstance(models, list):
+        return ""
+    if not models:
+        return "; its RVC library is empty (your voice file is sent to it when used)"
+    shown = ", ".join(str(m) for m in models[:8]) + (", …" if len(models) > 8 else "")
+    return f"; its RVC voices: {shown} (others are sent to it when used)"

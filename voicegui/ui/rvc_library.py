@@ -86,6 +86,7 @@ class RvcLibraryPanel(QWidget):
         self._pitch_value = 0.0
         self.task: Task | None = None
         self.remove_box: QMessageBox | None = None
+        self.remote = False  # computed by a Remote GPU server (set_remote)
         self._build_weights_box()
 
         self.f0 = QComboBox()
@@ -232,8 +233,13 @@ class RvcLibraryPanel(QWidget):
         self.model_cancel.clicked.connect(self.cancelModelRequested)
         self.model_busy = False
 
+    def set_remote(self, remote: bool) -> None:
+        """A Remote GPU server computes the voice: the shared weights are the server's."""
+        self.remote = remote
+        self.update_weights()
+
     def update_weights(self) -> None:
-        lacking = shared_weights.missing()
+        lacking = [] if self.remote else shared_weights.missing()
         if lacking:
             self.weights_state.setText(
                 "RVC voices need shared weights that are not installed: "

@@ -37,6 +37,7 @@ from voicegui.voices.catalog import VOICES, voice_available, voice_selectable
 AUDIO_FILTER = "Audio files (*.wav *.flac *.ogg *.mp3 *.aiff *.aif *.opus);;All files (*)"
 TOOLTIP = Qt.ItemDataRole.ToolTipRole
 MODEL = "seedvc"  # the model whose weights the model box manages
+REMOTE_VOICES = ("seedvc", "rvc")  # what a Remote GPU server can compute
 BACKEND_TIP = (
     "Which runtime runs the neural voice. Changing it loads the voice again in the background; "
     "the current voice keeps playing until the new one is ready."
@@ -383,8 +384,15 @@ class VoicePanel(QWidget):
         tip = "" if needs_ref else f"{label} does not use a reference clip."
         self.reference.setToolTip(tip or "The voice you want to sound like.")
         self.rvc.setVisible(name == "rvc")
-        self.remote.setVisible(name == "seedvc" and self._device_value == "remote")
+        self._show_remote()
         self._update_model_box()
+
+    def _show_remote(self) -> None:
+        remote, name = self._device_value == "remote", self.voice.currentData()
+        self.remote.setVisible(remote and name in REMOTE_VOICES)
+        if name in REMOTE_VOICES:
+            self.remote.voice = name
+        self.rvc.set_remote(remote)
 
     # ---- compute devices ---------------------------------------------------------------------
     def _fill_devices(self) -> None:
@@ -416,7 +424,7 @@ class VoicePanel(QWidget):
         value = self.device.currentData()
         if value is not None and value != self._device_value:
             self._device_value = value
-            self.remote.setVisible(value == "remote" and self.voice.currentData() == "seedvc")
+            self._show_remote()
             self._update_model_box()
             self.changed.emit({"device": value})
 

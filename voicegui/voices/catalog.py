@@ -49,14 +49,17 @@ def voice_available(name: str, settings=None) -> tuple[bool, str]:
     (VoiceSettings) the voice's own choices are checked too (the RVC model)."""
     if name not in VOICES:
         return False, f"unknown voice '{name}'"
+    if name in ("seedvc", "rvc") and getattr(settings, "device", "") == "remote":
+        # computed on a server: nothing of the voice is needed here (an RVC voice file the
+        # app holds is sent to the server; a name it does not know may be the server's)
+        if not settings.remote_address.strip():
+            return False, "no Remote GPU server address is set"
+        if name == "rvc" and not settings.model:
+            return False, "no RVC voice model chosen: pick one in the voice library"
+        return True, ""
     if name == "rvc":
         return _rvc_available(settings)
     if name != "seedvc":
-        return True, ""
-    if settings is not None and getattr(settings, "device", "") == "remote":
-        # computed on a server: nothing of Seed-VC is needed here
-        if not settings.remote_address.strip():
-            return False, "no Remote GPU server address is set"
         return True, ""
     import importlib.util
 
@@ -83,6 +86,8 @@ def voice_selectable(name: str) -> tuple[bool, str]:
     a `voicegui serve` server computes it then (the compute device, shown once it is picked)."""
     if name == "rvc":
         why = _rvc_runtime_missing()
+        if why and _remote_client_present():
+            return True, ""  # computed on a server
         return not why, why
     ok, why = voice_available(name)
     if not ok and name == "seedvc" and _remote_client_present():
@@ -142,6 +147,8 @@ def voice_identity(v) -> tuple[str, ...]:
     info = VOICES.get(v.voice)
     if info is None or not info.neural:
         return (v.voice, "", "", "")
+    if v.voice == "rvc" and v.device == "remote":
+        return (v.voice, v.device, v.remote_address, v.remote_ca, v.model, v.index, v.f0_method)
     if v.voice == "rvc":
         return (v.voice, v.backend, v.device, v.precision, v.model, v.index, v.f0_method)
     if v.device == "remote":

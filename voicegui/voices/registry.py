@@ -21,23 +21,8 @@ def create_voice(settings: VoiceSettings, progress=None) -> Voice:
         from voicegui.voices.passthrough import PassthroughVoice
 
         return PassthroughVoice()
-    if name == "seedvc" and settings.device == "remote":
-        try:
-            from voicegui.remote.auth import saved_token
-            from voicegui.remote.client import RemoteVoice
-        except ImportError as exc:
-            raise VoiceError(f"the Remote GPU voice needs tritonclient[grpc]: {exc}") from exc
-
-        address = settings.remote_address
-        try:
-            from voicegui.voices.vad import SileroSpeechDetector
-
-            detector = SileroSpeechDetector()
-        except Exception:  # an optimisation; the level gate works without it
-            detector = None
-        return RemoteVoice(
-            address, saved_token(address), settings.remote_ca or None, speech_detector=detector
-        )
+    if name in ("seedvc", "rvc") and settings.device == "remote":
+        return _remote_voice(settings, progress)
     if name == "seedvc":
         try:
             from voicegui.voices.seedvc.voice import create_seedvc_voice
@@ -52,3 +37,20 @@ def create_voice(settings: VoiceSettings, progress=None) -> Voice:
 
         return build_rvc_voice(settings, progress=progress)
     raise VoiceError(f"unknown voice '{name}'; available: {', '.join(VOICES)}")
+
+
+def _remote_voice(settings: VoiceSettings, progress=None) -> Voice:
+    """The voice computed by a `voicegui serve` server at ``settings.remote_address``."""
+    try:
+        from voicegui.remote.auth import saved_token
+        from voicegui.remote.voices import remote_voice
+    except ImportError as exc:
+        raise VoiceError(f"the Remote GPU voice needs tritonclient[grpc]: {exc}") from exc
+    try:
+        from voicegui.voices.vad import SileroSpeechDetector
+
+        detector = SileroSpeechDetector()
+    except Exception:  # an optimisation; the level gate works without it
+        detector = None
+    token = saved_token(settings.remote_address)
+    return remote_voice(settings, token, progress=progress, speech_detector=detector)

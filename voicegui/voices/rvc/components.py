@@ -113,7 +113,7 @@ def _hubert_sources(path: Path) -> list[Path]:
     return [path]
 
 
-def _load_torch_content(shared: SharedWeights, device: torch.device, precision: str):
+def load_torch_content(shared: SharedWeights, device: torch.device, precision: str):
     from .hubert import load_hubert
 
     hubert = load_hubert(shared.hubert, device)
@@ -225,7 +225,7 @@ def load_parts(
             args = (shared, version, chosen, plan, threads, cache_dir, progress)
             content = _load_onnx_content(*args)
         else:
-            content = _load_torch_content(shared, dev, chosen)
+            content = load_torch_content(shared, dev, chosen)
         estimator = load_estimator(f0_method, shared, dev) if _has_f0(synth) else None
     except CheckpointError as exc:
         raise PartsError(f"{exc} (reinstall: `voicegui models download rvc`)") from exc

@@ -143,6 +143,15 @@ class OnnxSynthesizer:
         self._seed = self._seed if seed is None else seed
         self._rng = np.random.default_rng(self._seed)
 
+    @property
+    def noise_state(self) -> tuple[int, np.random.Generator]:
+        """The seed and generator the draws come from (see Synthesizer.noise_state)."""
+        return self._seed, self._rng
+
+    @noise_state.setter
+    def noise_state(self, state: tuple[int, np.random.Generator]) -> None:
+        self._seed, self._rng = state
+
     def _measure_upp(self) -> int:
         frames = 8
         if "sine_noise" in self._types:

@@ -118,6 +118,16 @@ class Synthesizer(nn.Module):
             self._seed = seed
         self._generators.clear()
 
+    @property
+    def noise_state(self) -> tuple[int, dict]:
+        """The seed and generators the draws come from: a server sharing one model between
+        streams gives each stream its own (set before the stream's block, read after)."""
+        return self._seed, self._generators
+
+    @noise_state.setter
+    def noise_state(self, state: tuple[int, dict]) -> None:
+        self._seed, self._generators = state
+
     def _randn(self, shape: tuple[int, ...], like: Tensor) -> Tensor:
         gen = self._generators.get(like.device)
         if gen is None:

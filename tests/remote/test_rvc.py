@@ -1,0 +1,293 @@
+"""RVC on the server: the remote voice gives what the local voice gives; a voice file the server
+lacks is sent once (with progress) and found by its hash afterwards; a voice of the server's own
+library is found by name; files that are wrong, damaged or unsafe are refused and nothing of
+them is kept; streams keep their own state.
+
+Tolerance of remote against local: the server runs the app's own RVC stream code with the
+same checkpoints, torch build and one thread, so it computes the same float32 operations; what
+two processes may still order differently (the numpy build that makes tables, the kernels a
+process picks) is the rounding of the sums inside the networks. For the stream that is the
+content encoder's (HuBERT, over the block's 16 kHz window) plus the synthesizer's (prior
+encoder, flow, decoder over the window's frames), each derived from the loaded network
+(tests/rvc/front_rounding.py, tests/rvc/synth_rounding.py).
+"""
+
+from __future__ import annotations
+
+import pickle
+import threading
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.rvc.front_rounding import hubert_fan_in_sum
+from tests.rvc.installed import kit_model
+from tests.rvc.synth_rounding import assert_rel, rounding_rtol, rtol_audio
+from tests.voice_server import SERVER_LIBRARY_VOICE
+from voicegui.remote import protocol as P
+from voicegui.voices.base import BlockInfo
+
+pytestmark = pytest.mark.slow
+N = 5
+PITCH = 3.0
+
+
+@pytest.fixture
+def rvc_server(server, rvc_home):
+    if not server.rvc:
+        pytest.skip("the RVC kit is not here: the test server serves Seed-VC only")
+    return server
+
+
+def geometry(rate: int) -> tuple[int, int, int, int]:
+    """The engine's layout for 0.1 s blocks: left 0.5 s + SOLA margin, right 20 ms."""
+    block, right = rate // 10, rate // 50
+    extra = rate // 50 + rate // 100  # crossfade + search
+    return block, rate // 2 + extra, right, extra
+
+
+def windows(rate: int, n: int = N) -> list[np.ndarray]:
+    from voicegui.speech_signal import synthetic_speech
+
+    block, left, right, _ = geometry(rate)
+    x = synthetic_speech((left + right + (n + 1) * block) / rate + 0.1, rate)
+    size = left + block + right
+    return [np.ascontiguousarray(x[k * block : k * block + size], np.float32) for k in range(n)]
+
+
+def info(rate: int, k: int) -> BlockInfo:
+    block, left, right, extra = geometry(rate)
+    return BlockInfo(k, block, left, right, extra)
+
+
+def local_voice(model: Path, pitch: float = PITCH):
+    from voicegui.settings import VoiceSettings
+    from voicegui.voices.rvc.voice import build_rvc_voice
+
+    settings = VoiceSettings(
+        voice="rvc",
+        model=str(model),
+        f0_method="rmvpe",
+        backend="torch",
+        device="cpu",
+        precision="fp32",
+        pitch=pitch,
+    )
+    return build_rvc_voice(settings, threads=1)
+
+
+def remote(server, model: str, pitch: float = PITCH, **kw):
+    from voicegui.remote.rvc_client import RemoteRvc
+
+    # patience of many blocks: these tests are about values, not about a loaded CPU's timing
+    voice = RemoteRvc(server.address, server.token, model=model, patience=200.0, **kw)
+    voice.update({"pitch": pitch})
+    return voice
+
+
+def run(voice, wins: list[np.ndarray], rate: int) -> list[np.ndarray]:
+    return [voice.convert(w, info(rate, k)) for k, w in enumerate(wins)]
+
+
+def stream_rtol(local) -> float:
+    """The content encoder's and the synthesizer's rounding for one block (module doc)."""
+    import torch
+
+    from voicegui.voices.rvc.hubert import load_hubert
+    from voicegui.voices.rvc.shared_weights import installed_files
+
+    rate = local.sample_rate
+    block, left, right, _ = geometry(rate)
+    window = left + block + right
+    frames = -(-window // (rate // 100))
+    shape = load_hubert(installed_files().hubert, torch.device("cpu")).shape
+    v1 = local.stream.synth.config.feature_dim == 256  # v1 reads layer 9, projected
+    layers = 9 if v1 else shape.layers
+    content = rounding_rtol(hubert_fan_in_sum(shape, frames * 160, layers, v1))
+    return content + rtol_audio(local.stream.synth, frames)
+
+
+def renamed_copy(model: Path, folder: Path, tag: str) -> Path:
+    """The same voice in a file of other bytes (a metadata field changed): a file the server
+    has never seen."""
+    import torch
+
+    obj = torch.load(model, map_location="cpu", weights_only=True)
+    obj["info"] = f"{obj.get('info', '')} {tag}"
+    out = folder / f"{model.stem}-{tag}.pth"
+    torch.save(obj, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tolerance_cache() -> dict:
+    return {}
+
+
+def test_remote_rvc_equals_local_and_a_file_is_sent_once(
+    rvc_server, rvc_assets, tmp_path, tolerance_cache
+):
+    model = renamed_copy(kit_model(rvc_assets, "v2"), tmp_path, "sent")
+    local = local_voice(model)
+    rate = local.sample_rate
+    wins = windows(rate)
+    want = run(local, wins, rate)
+    rtol = tolerance_cache.setdefault(rate, stream_rtol(local))
+    steps: list[tuple[int, int]] = []
+    first = remote(rvc_server, str(model), progress=lambda stage, i, n: steps.append((i, n)))
+    try:
+        assert first.uploaded == 1, "a file the server never saw is sent"
+        assert steps and steps[-1][0] == steps[-1][1], f"progress ends at the whole file: {steps}"
+        assert first.configure(48000) == rate
+        got = run(first, wins, rate)
+    finally:
+        first.close()
+    np.testing.assert_array_equal(got[0], 0.0)  # before the first reply: silence
+    for k in range(1, N):
+        assert_rel(got[k], want[k - 1], rtol, f"block {k - 1}")
+    again = remote(rvc_server, str(model))
+    try:
+        assert again.uploaded == 0, "the server holds it now: found by its hash"
+        got_again = run(again, wins[:2], rate)
+    finally:
+        again.close()
+    assert_rel(got_again[1], want[0], rtol, "the held file")
+    # negative control: one semitone off, and equality fails
+    other = remote(rvc_server, str(model), pitch=PITCH + 1)
+    try:
+        shifted = run(other, wins[:2], rate)[1]
+    finally:
+        other.close()
+    with pytest.raises(AssertionError):
+        assert_rel(shifted, want[0], rtol, "another pitch")
+
+
+def test_the_servers_own_voice_by_name(rvc_server, rvc_assets, tolerance_cache):
+    """The app does not hold this voice: its name reaches the server's library."""
+    local = local_voice(kit_model(rvc_assets, "v1"))
+    rate = local.sample_rate
+    wins = windows(rate, 3)
+    want = run(local, wins, rate)
+    voice = remote(rvc_server, SERVER_LIBRARY_VOICE)
+    try:
+        assert voice.uploaded == 0
+        assert voice.configure(48000) == rate
+        got = run(voice, wins, rate)
+    finally:
+        voice.close()
+    rtol = tolerance_cache.setdefault(("v1", rate), stream_rtol(local))
+    for k in range(1, 3):
+        assert_rel(got[k], want[k - 1], rtol, f"block {k - 1}")
+
+
+def test_an_unknown_name_says_what_the_server_has(rvc_server):
+    from voicegui.remote.client import RemoteError
+
+    with pytest.raises(RemoteError, match=SERVER_LIBRARY_VOICE):
+        remote(rvc_server, "no such voice")
+
+
+def _upload(conn, data: bytes, sha: str, offset: int = 0, total: int | None = None, **kw):
+    padded = data + b"\0" * (-len(data) % 4)
+    params = {
+        "kind": "model",
+        "sha256": sha,
+        "suffix": ".pth",
+        "offset": offset,
+        "length": len(data),
+        "total": len(data) if total is None else total,
+        **kw,
+    }
+    reply = conn.send("rvc", "upload", params, np.frombuffer(padded, np.float32))
+    return reply.wait(30)
+
+
+def _start_status(conn, sha: str) -> dict:
+    params = {"model": sha, "model_name": "x", "f0": "rmvpe", "seed": 1, "settings": "{}"}
+    return conn.send("rvc", "start", params).wait(30)
+
+
+def test_wrong_damaged_or_unsafe_files_are_refused_and_not_kept(rvc_server, tmp_path):
+    import hashlib
+
+    from voicegui.remote.client import Connection
+
+    conn = Connection(rvc_server.address, rvc_server.token)
+    try:
+        # bytes that do not match the hash they claim
+        data = b"not the file you think" * 100
+        claimed = hashlib.sha256(b"something else").hexdigest()
+        status = _upload(conn, data, claimed)
+        assert not status["ok"] and "sha256" in status["error"], status
+        assert _start_status(conn, claimed)["code"] == P.NEED_MODEL
+        # a chunk that does not continue what came before
+        sha = hashlib.sha256(data).hexdigest()
+        status = _upload(conn, data[:64], sha, offset=64, total=len(data))
+        assert not status["ok"] and "offset 0" in status["error"], status
+        # a pickle that would run a command when loaded: read, refused, deleted
+        marker = tmp_path / "ran"
+
+        class Payload:
+            def __reduce__(self):
+                import os
+
+                return (os.system, (f"touch '{marker}'",))
+
+        evil = tmp_path / "evil.pth"
+        with zipfile.ZipFile(evil, "w") as z:
+            z.writestr("evil/data.pkl", pickle.dumps({"weight": Payload()}, protocol=2))
+            z.writestr("evil/version", "3\n")
+        raw = evil.read_bytes()
+        sha = hashlib.sha256(raw).hexdigest()
+        status = _upload(conn, raw, sha)
+        assert not status["ok"] and status["code"] == P.BAD_REQUEST, status
+        assert "system" in status["error"], status["error"]  # names what it refused
+        assert not marker.exists()
+        assert _start_status(conn, sha)["code"] == P.NEED_MODEL  # not kept
+        # a suffix the server does not run, a hash that is not one
+        status = _upload(conn, raw, sha, suffix=".exe")
+        assert not status["ok"] and status["code"] == P.BAD_REQUEST
+        status = _upload(conn, raw, "../../etc/passwd")
+        assert not status["ok"] and status["code"] == P.BAD_REQUEST
+        # the server goes on serving
+        assert conn.call("rvc", "info", {})["ok"]
+    finally:
+        conn.close()
+
+
+def test_two_rvc_streams_keep_their_own_state(rvc_server, rvc_assets, tolerance_cache):
+    """Two streams of one voice at different pitches, blocks interleaved: each gives what its
+    own local voice gives."""
+    model = kit_model(rvc_assets, "v2")
+    pitches = (0.0, 5.0)
+    locals_ = [local_voice(model, p) for p in pitches]
+    rate = locals_[0].sample_rate
+    wins = windows(rate, 4)
+    alone = [run(v, wins, rate) for v in locals_]
+    voices = [remote(rvc_server, str(model), pitch=p) for p in pitches]
+    outs: list[list[np.ndarray]] = [[], []]
+    barrier = threading.Barrier(2)
+
+    def go(i: int) -> None:
+        for k, w in enumerate(wins):
+            barrier.wait()
+            outs[i].append(voices[i].convert(w, info(rate, k)))
+
+    try:
+        threads = [threading.Thread(target=go, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(300)
+    finally:
+        for v in voices:
+            v.close()
+    rtol = tolerance_cache.setdefault(rate, stream_rtol(locals_[0]))
+    for i in range(2):
+        assert len(outs[i]) == len(wins)
+        for k in range(1, len(wins)):
+            assert_rel(outs[i][k], alone[i][k - 1], rtol, f"stream {i} block {k - 1}")
+    with pytest.raises(AssertionError):  # negative control: the other stream's output
+        assert_rel(outs[0][2], alone[1][1], rtol, "stream 0 against stream 1")
