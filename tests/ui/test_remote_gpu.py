@@ -64,11 +64,12 @@ class BlockLog:
     """Each block the engine played, from the window's metrics (30 Hz, blocks of 0.5 s: every
     block is seen): whether the voice ran and whether its error count rose on that block."""
 
-    def __init__(self) -> None:
+    def __init__(self, voice: str = "seedvc") -> None:
+        self.voice = voice
         self.snaps: dict[int, object] = {}
 
     def __call__(self, snap) -> None:
-        if snap.voice == "seedvc":
+        if snap.voice == self.voice:
             self.snaps.setdefault(snap.blocks, snap)
 
     def outcomes(self) -> list[tuple[int, int]]:
