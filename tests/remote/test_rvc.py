@@ -62,13 +62,15 @@ def info(rate: int, k: int) -> BlockInfo:
     return BlockInfo(k, block, left, right, extra)
 
 
-def local_voice(model: Path, pitch: float = PITCH):
+def local_voice(model: Path, pitch: float = PITCH, index: Path | None = None, rate=0.0):
     from voicegui.settings import VoiceSettings
     from voicegui.voices.rvc.voice import build_rvc_voice
 
     settings = VoiceSettings(
         voice="rvc",
         model=str(model),
+        index=str(index or ""),
+        index_rate=rate,
         f0_method="rmvpe",
         backend="torch",
         device="cpu",
@@ -78,12 +80,12 @@ def local_voice(model: Path, pitch: float = PITCH):
     return build_rvc_voice(settings, threads=1)
 
 
-def remote(server, model: str, pitch: float = PITCH, **kw):
+def remote(server, model: str, pitch: float = PITCH, index_rate: float = 0.0, **kw):
     from voicegui.remote.rvc_client import RemoteRvc
 
     # patience of many blocks: these tests are about values, not about a loaded CPU's timing
     voice = RemoteRvc(server.address, server.token, model=model, patience=200.0, **kw)
-    voice.update({"pitch": pitch})
+    voice.update({"pitch": pitch, "index_rate": index_rate})
     return voice
 
 
@@ -147,6 +149,10 @@ def test_remote_rvc_equals_local_and_a_file_is_sent_once(
     np.testing.assert_array_equal(got[0], 0.0)  # before the first reply: silence
     for k in range(1, N):
         assert_rel(got[k], want[k - 1], rtol, f"block {k - 1}")
+    worst = max(
+        np.abs(got[k] - want[k - 1]).max() / np.abs(want[k - 1]).max() for k in range(1, N)
+    )
+    print(f"\nremote RVC vs local: {worst:.2g} of the peak (tolerance {rtol:.2g})")
     again = remote(rvc_server, str(model))
     try:
         assert again.uploaded == 0, "the server holds it now: found by its hash"
@@ -162,6 +168,33 @@ def test_remote_rvc_equals_local_and_a_file_is_sent_once(
         other.close()
     with pytest.raises(AssertionError):
         assert_rel(shifted, want[0], rtol, "another pitch")
+
+
+def test_the_index_goes_with_the_voice(rvc_server, rvc_assets, tmp_path, tolerance_cache):
+    """A voice with its index: both reach the server and the blend is the local one's."""
+    from tests.rvc.installed import kit_index
+
+    model = renamed_copy(kit_model(rvc_assets, "v2"), tmp_path, "indexed")
+    index, rate_ = kit_index(rvc_assets), 0.75
+    local = local_voice(model, index=index, rate=rate_)
+    rate = local.sample_rate
+    wins = windows(rate, 3)
+    want = run(local, wins, rate)
+    voice = remote(rvc_server, str(model), index=str(index), index_rate=rate_)
+    try:
+        assert voice.uploaded >= 1 and voice.choice.index is not None
+        got = run(voice, wins, rate)
+    finally:
+        voice.close()
+    # the blend adds a float32 weighted mean of 8 neighbours (a few roundings of values the
+    # size of the features) to the stream's rounding; the neighbours themselves are the same
+    # on both sides unless two distances tie within the features' rounding
+    rtol = tolerance_cache.setdefault(rate, stream_rtol(local))
+    for k in range(1, 3):
+        assert_rel(got[k], want[k - 1], rtol, f"block {k - 1}")
+    plain = run(local_voice(model), wins[:1], rate)[0]  # negative control: no index
+    with pytest.raises(AssertionError):
+        assert_rel(got[1], plain, rtol, "without the index")
 
 
 def test_the_servers_own_voice_by_name(rvc_server, rvc_assets, tolerance_cache):
