@@ -324,3 +324,31 @@ def test_two_rvc_streams_keep_their_own_state(rvc_server, rvc_assets, tolerance_
             assert_rel(outs[i][k], alone[i][k - 1], rtol, f"stream {i} block {k - 1}")
     with pytest.raises(AssertionError):  # negative control: the other stream's output
         assert_rel(outs[0][2], alone[1][1], rtol, "stream 0 against stream 1")
+
+
+def test_a_live_pitch_change_reaches_the_servers_stream(rvc_server, rvc_assets, tolerance_cache):
+    """The pitch moves between blocks, as the window's slider moves it: the server's stream
+    changes at the same block as the local voice, without a new stream."""
+    model = kit_model(rvc_assets, "v2")
+    local = local_voice(model)
+    rate = local.sample_rate
+    wins = windows(rate, 4)
+    voice = remote(rvc_server, str(model))
+    want, got = [], []
+    try:
+        stream = voice._stream
+        for k, w in enumerate(wins):
+            if k == 2:
+                local.update({"pitch": PITCH + 4})
+                voice.update({"pitch": PITCH + 4})
+            want.append(local.convert(w, info(rate, k)))
+            got.append(voice.convert(w, info(rate, k)))
+        assert voice._stream == stream  # the same stream, its state kept
+    finally:
+        voice.close()
+    rtol = tolerance_cache.setdefault(rate, stream_rtol(local))
+    for k in range(1, 4):
+        assert_rel(got[k], want[k - 1], rtol, f"block {k - 1}")
+    old = run(local_voice(model), wins[:3], rate)[2]  # negative control: block 2, old pitch
+    with pytest.raises(AssertionError):
+        assert_rel(got[3], old, rtol, "the old pitch")
