@@ -14,9 +14,7 @@ encoder, flow, decoder over the window's frames), each derived from the loaded n
 
 from __future__ import annotations
 
-import pickle
 import threading
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +22,7 @@ import pytest
 
 from tests.rvc.front_rounding import hubert_fan_in_sum
 from tests.rvc.installed import kit_model
+from tests.rvc.model_files import unsafe_pth
 from tests.rvc.synth_rounding import assert_rel, rounding_rtol, rtol_audio
 from tests.voice_server import SERVER_LIBRARY_VOICE
 from voicegui.remote import protocol as P
@@ -261,18 +260,7 @@ def test_wrong_damaged_or_unsafe_files_are_refused_and_not_kept(rvc_server, tmp_
         assert not status["ok"] and "offset 0" in status["error"], status
         # a pickle that would run a command when loaded: read, refused, deleted
         marker = tmp_path / "ran"
-
-        class Payload:
-            def __reduce__(self):
-                import os
-
-                return (os.system, (f"touch '{marker}'",))
-
-        evil = tmp_path / "evil.pth"
-        with zipfile.ZipFile(evil, "w") as z:
-            z.writestr("evil/data.pkl", pickle.dumps({"weight": Payload()}, protocol=2))
-            z.writestr("evil/version", "3\n")
-        raw = evil.read_bytes()
+        raw = unsafe_pth(tmp_path / "evil.pth", marker).read_bytes()
         sha = hashlib.sha256(raw).hexdigest()
         status = _upload(conn, raw, sha)
         assert not status["ok"] and status["code"] == P.BAD_REQUEST, status

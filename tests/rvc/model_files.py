@@ -5,7 +5,10 @@ other rates, and damaged copies."""
 from __future__ import annotations
 
 import importlib.util
+import os
+import pickle
 import re
+import zipfile
 from collections import OrderedDict
 from pathlib import Path
 
@@ -120,3 +123,21 @@ def random_model(kit: Path, stem: str, version: str, rate: int, f0: bool = True)
         f0=int(f0),
         version=version,
     )
+
+
+class CommandPayload:
+    """An object whose unpickling runs ``touch marker``: what a malicious voice file holds."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch '{self.marker}'",))
+
+
+def unsafe_pth(path: Path, marker: Path) -> Path:
+    """A .pth (torch's zip layout) whose pickle would run ``touch marker`` if loaded."""
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("evil/data.pkl", pickle.dumps({"weight": CommandPayload(marker)}, protocol=2))
+        z.writestr("evil/version", "3\n")
+    return path

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.rvc.model_files import CommandPayload, unsafe_pth
 from voicegui import modelhub
 from voicegui.cli import main, settings_from_args
 from voicegui.settings import Settings, SettingsError, VoiceSettings, with_changes
@@ -278,15 +279,7 @@ def test_flipped_bytes_in_the_weights_are_caught_by_the_zip_checksums(voice_file
 
 def test_a_pickle_that_would_run_code_is_refused_without_running_it(tmp_path):
     marker = tmp_path / "ran"
-
-    class Payload:
-        def __reduce__(self):
-            return (os.system, (f"touch '{marker}'",))
-
-    evil = tmp_path / "evil.pth"
-    with zipfile.ZipFile(evil, "w") as z:
-        z.writestr("evil/data.pkl", pickle.dumps({"weight": Payload()}, protocol=2))
-        z.writestr("evil/version", "3\n")
+    evil = unsafe_pth(tmp_path / "evil.pth", marker)
     info = read_model_info(evil)
     assert "os.system" in info.error or "posix.system" in info.error
     assert "not loaded" in info.error and not marker.exists()
@@ -294,7 +287,7 @@ def test_a_pickle_that_would_run_code_is_refused_without_running_it(tmp_path):
         library.import_model(evil)
     assert not marker.exists()
     # negative control: the same payload does run when unpickled normally
-    pickle.loads(pickle.dumps(Payload()))
+    pickle.loads(pickle.dumps(CommandPayload(marker)))
     assert marker.exists()
 
 

@@ -34,6 +34,7 @@ from voicegui.remote import protocol as P
 from voicegui.remote.failures import CertificateError, describe, read_certificate
 from voicegui.remote.protocol import StreamSettings
 from voicegui.voices.base import BlockInfo, VoiceError
+from voicegui.voices.reference import mono_reference, reference_at
 
 log = logging.getLogger(__name__)
 
@@ -555,19 +556,7 @@ class RemoteSeedVC(RemoteVoice):
 
     def prepare(self, reference: np.ndarray | None, sr: int) -> None:
         """The same checks and resampling as the local voice; then a stream on the server."""
-        if reference is None or len(reference) == 0:
-            raise VoiceError("Seed-VC needs a reference clip of the target voice")
-        ref = np.asarray(reference, dtype=np.float32)
-        if ref.ndim > 1:
-            ref = ref.mean(axis=1)
-        if not np.all(np.isfinite(ref)):
-            raise VoiceError("the reference clip contains NaN or infinite samples")
-        if sr != P_RATE:
-            import soxr
-
-            ref = soxr.resample(ref, sr, P_RATE).astype(np.float32)
-        if len(ref) < P_RATE // 2:
-            raise VoiceError("the reference clip is shorter than 0.5 s")
+        ref = reference_at(mono_reference(reference), sr, P_RATE)
         if len(ref) > P.MAX_REFERENCE_SECONDS * P_RATE:
             ref = ref[: int(P.MAX_REFERENCE_SECONDS * P_RATE)]  # more adds nothing to the style
         ref = np.ascontiguousarray(ref)

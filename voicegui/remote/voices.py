@@ -6,6 +6,7 @@ from __future__ import annotations
 from voicegui.remote.client import RemoteSeedVC, RemoteVoice
 from voicegui.remote.rvc_client import RemoteRvc
 from voicegui.settings import VoiceSettings
+from voicegui.voices.rvc import live_values
 
 
 def remote_voice(
@@ -30,13 +31,6 @@ def remote_voice(
             progress=progress,
             speech_detector=speech_detector,
         )
-        voice.update(
-            {
-                "pitch": settings.pitch,
-                "formant": settings.formant,
-                "index_rate": settings.index_rate,
-                "protect": settings.protect,
-            }
-        )
+        voice.update(live_values(settings))
         return voice
     return RemoteSeedVC(address, token, ca, speech_detector=speech_detector)

@@ -18,6 +18,7 @@ import numpy as np
 from voicegui.threads import compute_threads, own_torch_threads
 from voicegui.voices.base import BlockInfo, VoiceError
 
+from . import live_values
 from .stream import RvcStream, StreamParams, plan_block
 
 if TYPE_CHECKING:
@@ -167,12 +168,5 @@ def build_rvc_voice(
     voice = RvcVoice(stream, threads=threads, label=found.name)
     voice.provider = parts.provider
     voice.warnings = parts.warnings + parts.notes
-    voice.update(
-        {
-            "pitch": settings.pitch,
-            "formant": settings.formant,
-            "index_rate": settings.index_rate,
-            "protect": settings.protect,
-        }
-    )
+    voice.update(live_values(settings))
     return voice

@@ -20,6 +20,7 @@ import torch
 from voicegui.settings import VoiceSettings
 from voicegui.threads import compute_threads, own_torch_threads
 from voicegui.voices.base import BlockInfo, VoiceError
+from voicegui.voices.reference import mono_reference, reference_at
 from voicegui.voices.seedvc.model import SAMPLE_RATE, Prompt, SeedVCModel, plan_block
 
 if TYPE_CHECKING:
@@ -88,23 +89,12 @@ class SeedVCVoice:
                 self._build_prompt()
 
     def prepare(self, reference: np.ndarray | None, sr: int) -> None:
-        if reference is None or len(reference) == 0:
-            raise VoiceError("Seed-VC needs a reference clip of the target voice")
-        ref = np.asarray(reference, dtype=np.float32)
-        if ref.ndim > 1:
-            ref = ref.mean(axis=1)
+        ref = mono_reference(reference)
         # the same clip again (a restart, a re-selected file) reuses the cached prompt
         clip_key = (sr, len(ref), hashlib.blake2b(ref.tobytes(), digest_size=16).digest())
         if clip_key == self._clip_key and self._prompt is not None:
             return
-        if not np.all(np.isfinite(ref)):
-            raise VoiceError("the reference clip contains NaN or infinite samples")
-        if sr != SAMPLE_RATE:
-            import soxr
-
-            ref = soxr.resample(ref, sr, SAMPLE_RATE).astype(np.float32)
-        if len(ref) < SAMPLE_RATE // 2:
-            raise VoiceError("the reference clip is shorter than 0.5 s")
+        ref = reference_at(ref, sr, SAMPLE_RATE)
         self._reference = ref
         self._clip_key = clip_key
         self._build_prompt()
