@@ -17,6 +17,7 @@ SERVE_PACKAGES=(
   "numpy>=1.26,<2" "nvidia-pytriton>=0.7" scipy soxr soundfile platformdirs psutil
   "transformers>=4.40" "safetensors>=0.4" "huggingface_hub>=0.23"
   "faiss-cpu>=1.8"                     # RVC voices' .index files
+  "onnxruntime-gpu>=1.18"              # RVC voices as .onnx files
 )
 
 APT_PACKAGES=(
@@ -77,7 +78,7 @@ if [ "$WITH_SERVE" = 1 ]; then
   [ -x .venv-serve/bin/python ] || "$PYTHON" -m venv .venv-serve
   SPIP=(.venv-serve/bin/python -m pip install -q --disable-pip-version-check)
   .venv-serve/bin/python -c 'import torch' 2>/dev/null || "${SPIP[@]}" "torch==2.13.0"
-  .venv-serve/bin/python -c 'import pytriton, transformers, soxr, faiss' 2>/dev/null \
+  .venv-serve/bin/python -c 'import pytriton, transformers, soxr, faiss, onnxruntime' 2>/dev/null \
     || "${SPIP[@]}" "${SERVE_PACKAGES[@]}"
   "${SPIP[@]}" --no-deps -e . "torchfcpe==0.0.4"  # FCPE's weights, as for the app (below)
   [ "$WITH_TEST" = 1 ] || exit 0

@@ -340,3 +340,32 @@ def test_a_live_pitch_change_reaches_the_servers_stream(rvc_server, rvc_assets, 
     old = run(local_voice(model), wins[:3], rate)[2]  # negative control: block 2, old pitch
     with pytest.raises(AssertionError):
         assert_rel(got[3], old, rtol, "the old pitch")
+
+
+def test_an_onnx_voice_file_runs_on_the_server(rvc_server, rvc_assets, tmp_path, tolerance_cache):
+    """A voice exported to ONNX (voicegui's layout) is sent and run by onnxruntime there, as
+    here: the same graph, the same onnxruntime build and one thread on both sides."""
+    import torch
+
+    from voicegui.voices.rvc.checkpoints import load_voice_model
+    from voicegui.voices.rvc.onnx_export import export_synthesizer
+
+    pth = renamed_copy(kit_model(rvc_assets, "v2"), tmp_path, "onnx")
+    synth = load_voice_model(pth, torch.device("cpu"))[0]
+    model = export_synthesizer(synth, tmp_path / f"{pth.stem}.onnx", "voicegui")
+    local = local_voice(model)
+    rate = local.sample_rate
+    wins = windows(rate, 3)
+    want = run(local, wins, rate)
+    voice = remote(rvc_server, str(model))
+    try:
+        assert voice.uploaded == 1
+        got = run(voice, wins, rate)
+    finally:
+        voice.close()
+    rtol = tolerance_cache.setdefault(rate, stream_rtol(local_voice(pth)))
+    for k in range(1, 3):
+        assert_rel(got[k], want[k - 1], rtol, f"block {k - 1}")
+    other = run(local_voice(model, pitch=PITCH + 1), wins[:1], rate)[0]  # negative control
+    with pytest.raises(AssertionError):
+        assert_rel(got[1], other, rtol, "another pitch")

@@ -92,6 +92,9 @@ class RemoteRvc(RemoteVoice):
         except BaseException:
             self.close()
             raise
+        finally:
+            # progress is for the build; a file sent again on reconnection goes quietly
+            self.progress = None
 
     def default_settings(self) -> RvcStreamSettings:
         return RvcStreamSettings()

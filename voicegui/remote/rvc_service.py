@@ -162,10 +162,11 @@ class RvcService:
             except ValueError as exc:
                 raise ProtocolError(P.BAD_REQUEST, str(exc)) from None
             previous = synth.noise_state
-            synth.noise_state = (seed, {})  # the voice resets the generators it finds: its own
+            # the voice resets the generators it finds: give it some of its own to reset
+            synth.noise_state = synth.fresh_noise(seed)
             voice = RvcVoice(stream, threads=self.threads, label=entry.name)
             synth.noise_state = previous
-        noise = (seed, {})  # the stream's own generators, seeded as the app's voice seeds its
+        noise = synth.fresh_noise(seed)  # the stream's own, seeded as the app's voice seeds its
         self._apply(voice, settings)
         rate = int(synth.sample_rate)
         state = RvcStreamState(voice, noise, settings, rate)
@@ -201,7 +202,7 @@ class RvcService:
                 plan = onnx_plan("cuda" if self.device.type == "cuda" else "cpu")
                 return OnnxSynthesizer(path, threads=self.threads, plan=plan)
             synth = load_voice_model(path, self.device)[0]
-        except (VoiceModelError, OnnxModelError, OSError) as exc:
+        except (VoiceModelError, OnnxModelError, OSError, ImportError) as exc:
             raise ProtocolError(P.FAILED, f"the voice cannot be loaded: {exc}") from None
         if synth.sample_rate > MAX_RATE:
             raise ProtocolError(P.BAD_REQUEST, f"a voice at {synth.sample_rate} Hz (48 kHz most)")

@@ -152,6 +152,11 @@ class OnnxSynthesizer:
     def noise_state(self, state: tuple[int, np.random.Generator]) -> None:
         self._seed, self._rng = state
 
+    @staticmethod
+    def fresh_noise(seed: int) -> tuple[int, np.random.Generator]:
+        """A noise state of its own that draws what ``reset_rng(seed)`` would."""
+        return seed, np.random.default_rng(seed)
+
     def _measure_upp(self) -> int:
         frames = 8
         if "sine_noise" in self._types:

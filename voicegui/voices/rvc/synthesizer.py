@@ -128,6 +128,11 @@ class Synthesizer(nn.Module):
     def noise_state(self, state: tuple[int, dict]) -> None:
         self._seed, self._generators = state
 
+    @staticmethod
+    def fresh_noise(seed: int) -> tuple[int, dict]:
+        """A noise state of its own that draws what ``reset_rng(seed)`` would."""
+        return seed, {}
+
     def _randn(self, shape: tuple[int, ...], like: Tensor) -> Tensor:
         gen = self._generators.get(like.device)
         if gen is None:
