@@ -369,3 +369,13 @@ def test_an_onnx_voice_file_runs_on_the_server(rvc_server, rvc_assets, tmp_path,
     other = run(local_voice(model, pitch=PITCH + 1), wins[:1], rate)[0]  # negative control
     with pytest.raises(AssertionError):
         assert_rel(got[1], other, rtol, "another pitch")
+
+
+def test_a_server_not_serving_rvc_says_so(tls_voice_server, tls_files, rvc_home, rvc_assets):
+    """The TLS server of the run serves Seed-VC only: asked for RVC, the app says what to do."""
+    from voicegui.remote.client import RemoteError
+    from voicegui.remote.rvc_client import RemoteRvc
+
+    srv = tls_voice_server
+    with pytest.raises(RemoteError, match="does not serve this voice.*--voices"):
+        RemoteRvc(srv.address, srv.token, tls_files["cert"], model=str(kit_model(rvc_assets)))
