@@ -15,18 +15,20 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-PROGRAMS = ("dbus-daemon", "pipewire", "wireplumber", "pipewire-pulse", "pactl", "pw-record")
+SERVER_PROGRAMS = ("dbus-daemon", "pipewire", "wireplumber", "pipewire-pulse", "pactl")
+PROGRAMS = (*SERVER_PROGRAMS, "pw-record")  # the server and what ``record`` uses
 START_TIMEOUT = 10.0
 
 
-def missing_programs() -> list[str]:
-    return [p for p in PROGRAMS if shutil.which(p) is None]
+def missing_programs(programs: tuple[str, ...] = PROGRAMS) -> list[str]:
+    return [p for p in programs if shutil.which(p) is None]
 
 
 @dataclass
@@ -50,15 +52,15 @@ class PipeWire:
         try:
             pw._spawn("dbus-daemon", "--session", f"--address={env['DBUS_SESSION_BUS_ADDRESS']}",
                       "--nofork", "--nopidfile")  # fmt: skip
-            pw._wait(lambda: (runtime / "bus").exists(), "D-Bus")
+            pw.wait_for(lambda: (runtime / "bus").exists(), "D-Bus")
             pw._spawn("pipewire")
-            pw._wait(lambda: (runtime / "pipewire-0").exists(), "PipeWire")
+            pw.wait_for(lambda: (runtime / "pipewire-0").exists(), "PipeWire")
             pw._spawn("wireplumber")
             pw._spawn("pipewire-pulse")
             # its socket first: a client polled earlier makes xdg/pulse itself, and
             # pipewire-pulse, creating it at the same moment, then gives up ("File exists")
-            pw._wait(lambda: (runtime / "pulse" / "native").exists(), "pipewire-pulse")
-            pw._wait(lambda: pw.pactl("info", check=False).returncode == 0, "pipewire-pulse")
+            pw.wait_for(lambda: (runtime / "pulse" / "native").exists(), "pipewire-pulse")
+            pw.wait_for(lambda: pw.pactl("info", check=False).returncode == 0, "pipewire-pulse")
         except BaseException:
             pw.stop()
             raise
@@ -75,7 +77,8 @@ class PipeWire:
             subprocess.Popen(cmd, env=self._full_env(), stdout=log, stderr=subprocess.STDOUT)
         )
 
-    def _wait(self, ready, what: str) -> None:
+    def wait_for(self, ready: Callable[[], bool], what: str) -> None:
+        """Poll ``ready`` until it holds; fail early when a program of the stack exited."""
         deadline = time.monotonic() + START_TIMEOUT
         while not ready():
             for p in self.procs:

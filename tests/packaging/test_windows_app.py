@@ -36,8 +36,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.packaging.pipewire import MICROPHONE, OUTPUT, HeadlessPipeWire, missing_tools
+from tests.packaging.pipewire import MICROPHONE, OUTPUT, missing_tools, virtual_microphone
 from tests.packaging.test_bundle import builder
+from tests.pipewire import PipeWire
 from tests.signals import espeak, frame_f0
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -120,14 +121,14 @@ def build(facts) -> dict:
 
 
 @pytest.fixture(scope="module")
-def pipewire(tmp_path_factory):
+def pipewire():
     if NATIVE:
         yield None  # the machine's own devices
         return
     missing = missing_tools()
     if missing:
         pytest.fail(f"{', '.join(missing)} not installed: scripts/setup.sh installs them")
-    with HeadlessPipeWire(tmp_path_factory.mktemp("pipewire")) as pw:
+    with virtual_microphone() as pw:
         yield pw
 
 
@@ -135,7 +136,7 @@ class WinUser:
     """A Windows user who runs the installed app: a fresh Wine prefix, or (on Windows) the
     user running the tests."""
 
-    def __init__(self, prefix: Path, pipewire: HeadlessPipeWire | None) -> None:
+    def __init__(self, prefix: Path, pipewire: PipeWire | None) -> None:
         self.runs: list[subprocess.CompletedProcess] = []
         self.wine: wt.Wine | None = None
         if NATIVE:

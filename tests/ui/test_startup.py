@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.ui.xdisplay import start_xvfb
+
 pytestmark = pytest.mark.jack
 
 
@@ -60,24 +62,6 @@ def test_smoke_starts_without_torch(voicegui_home, jack_server):
     assert (voicegui_home / "logs" / "voicegui.log").is_file()
 
 
-def _start_xvfb() -> tuple[subprocess.Popen, str]:
-    """Xvfb on a display it picks itself (-displayfd), 1600x1000."""
-    r, w = os.pipe()
-    proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(w), "-screen", "0", "1600x1000x24", "-nolisten", "tcp"],
-        pass_fds=(w,),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(w)
-    with os.fdopen(r) as f:
-        number = f.readline().strip()
-    if not number:
-        proc.kill()
-        raise RuntimeError("Xvfb did not start")
-    return proc, f":{number}"
-
-
 def _colour_stats(path: Path) -> tuple[int, float, tuple[int, int]]:
     from PySide6.QtGui import QImage
 
@@ -97,7 +81,7 @@ def _colour_stats(path: Path) -> tuple[int, float, tuple[int, int]]:
 def test_real_window_under_xvfb(voicegui_home, jack_server, output_dir):
     shot = output_dir / "ui" / "voicegui-xvfb.png"
     shot.unlink(missing_ok=True)
-    xvfb, display = _start_xvfb()
+    xvfb, display = start_xvfb("1600x1000")
     try:
         env = env_for(
             voicegui_home,

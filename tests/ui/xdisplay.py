@@ -39,11 +39,11 @@ FOCUSED_WINDOW = textwrap.dedent(
 )
 
 
-def start_xvfb() -> tuple[subprocess.Popen, str]:
-    """Xvfb on a display it picks itself (-displayfd)."""
+def start_xvfb(size: str = "1024x768") -> tuple[subprocess.Popen, str]:
+    """Xvfb on a display it picks itself (-displayfd), with one screen of ``size`` (WxH)."""
     r, w = os.pipe()
     proc = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(w), "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
+        ["Xvfb", "-displayfd", str(w), "-screen", "0", f"{size}x24", "-nolisten", "tcp"],
         pass_fds=(w,),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

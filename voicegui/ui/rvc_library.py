@@ -22,7 +22,6 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
-    QFrame,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -38,6 +37,7 @@ from PySide6.QtWidgets import (
 
 from voicegui.settings import Settings
 from voicegui.ui.models import human_size
+from voicegui.ui.weights_box import WeightsBox, WeightsTexts
 from voicegui.ui.workers import Task
 from voicegui.voices.rvc import library, shared_weights
 from voicegui.voices.rvc.library import VoiceModel
@@ -58,6 +58,20 @@ F0_TIP = (
     "times faster on the CPU; YIN needs no model and costs almost nothing, for slow CPUs "
     "(it is less sure of breathy or noisy voices). Changing it loads the voice again in the "
     "background."
+)
+
+RVC_WEIGHTS = WeightsTexts(
+    name="RVC shared weights",
+    download="Download…",
+    download_name="Download the RVC shared weights",
+    download_tip="Download the content encoder (ContentVec) and the RMVPE pitch model that every "
+    "RVC voice needs. You are shown the size and licence first.",
+    import_name="Import the RVC shared weights",
+    import_tip="For offline machines: take hubert_base and rmvpe from a folder, such as the "
+    "assets/ folder of an RVC installation.",
+    progress_name="RVC weights transfer progress",
+    cancel_name="Cancel the RVC weights transfer",
+    state_name="RVC shared weights state",
 )
 
 
@@ -190,48 +204,21 @@ class RvcLibraryPanel(QWidget):
 
     # ---- shared weights --------------------------------------------------------------------------
     def _build_weights_box(self) -> None:
-        self.weights_box = QFrame()
-        self.weights_box.setFrameShape(QFrame.Shape.StyledPanel)
-        self.weights_box.setAccessibleName("RVC shared weights")
-        self.weights_state = QLabel()
-        self.weights_state.setWordWrap(True)
-        self.weights_state.setAccessibleName("RVC shared weights state")
-        self.download_button = QPushButton("Download…")
-        self.download_button.setAccessibleName("Download the RVC shared weights")
-        self.download_button.setToolTip(
-            "Download the content encoder (ContentVec) and the RMVPE pitch model that every "
-            "RVC voice needs. You are shown the size and licence first."
-        )
-        self.import_weights_button = QPushButton("Import from folder…")
-        self.import_weights_button.setAccessibleName("Import the RVC shared weights")
-        self.import_weights_button.setToolTip(
-            "For offline machines: take hubert_base and rmvpe from a folder, such as the "
-            "assets/ folder of an RVC installation."
-        )
-        self.model_progress = QProgressBar()
-        self.model_progress.setRange(0, 1000)
-        self.model_progress.setAccessibleName("RVC weights transfer progress")
-        self.model_progress_label = QLabel()
-        self.model_progress_label.setWordWrap(True)
-        self.model_cancel = QPushButton("Cancel")
-        self.model_cancel.setAccessibleName("Cancel the RVC weights transfer")
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.download_button)
-        buttons.addWidget(self.import_weights_button)
-        buttons.addStretch(1)
-        progress = QHBoxLayout()
-        progress.addWidget(self.model_progress, 1)
-        progress.addWidget(self.model_cancel)
-        lay = QVBoxLayout(self.weights_box)
-        lay.setContentsMargins(6, 6, 6, 6)
-        lay.addWidget(self.weights_state)
-        lay.addLayout(buttons)
-        lay.addWidget(self.model_progress_label)
-        lay.addLayout(progress)
-        self.download_button.clicked.connect(self.downloadRequested)
-        self.import_weights_button.clicked.connect(self.importWeightsRequested)
-        self.model_cancel.clicked.connect(self.cancelModelRequested)
-        self.model_busy = False
+        self.weights_box = WeightsBox(RVC_WEIGHTS)
+        # the names the window and the tests reach the box's parts by
+        self.weights_state = self.weights_box.state
+        self.download_button = self.weights_box.download_button
+        self.import_weights_button = self.weights_box.import_button
+        self.model_progress = self.weights_box.progress
+        self.model_progress_label = self.weights_box.progress_label
+        self.model_cancel = self.weights_box.cancel
+        self.weights_box.downloadRequested.connect(self.downloadRequested)
+        self.weights_box.importRequested.connect(self.importWeightsRequested)
+        self.weights_box.cancelRequested.connect(self.cancelModelRequested)
+
+    @property
+    def model_busy(self) -> bool:
+        return self.weights_box.busy
 
     def set_remote(self, remote: bool) -> None:
         """A Remote GPU server computes the voice: the shared weights are the server's."""
@@ -252,42 +239,18 @@ class RvcLibraryPanel(QWidget):
         self.weights_box.setVisible(bool(lacking) or self.model_busy)
 
     def show_model_idle(self, text: str = "") -> None:
-        self.model_busy = False
-        for w in (self.model_progress, self.model_cancel):
-            w.hide()
-        self.model_cancel.setEnabled(True)
-        self.model_cancel.setText("Cancel")
-        self.model_progress_label.setText(text)
-        self.model_progress_label.setVisible(bool(text))
-        for w in (self.download_button, self.import_weights_button):
-            w.setEnabled(True)
+        self.weights_box.show_idle(text)
         self.update_weights()
 
     def show_model_started(self, what: str) -> None:
-        self.model_busy = True
-        for w in (self.download_button, self.import_weights_button):
-            w.setEnabled(False)
-        self.model_progress.setRange(0, 0)
-        self.model_progress.show()
-        self.model_cancel.show()
-        self._what = what
-        self.model_progress_label.setText(f"{what}…")
-        self.model_progress_label.show()
+        self.weights_box.show_started(what)
         self.update_weights()
 
     def show_model_progress(self, label: str, done: int, total: int) -> None:
-        if total > 0:
-            self.model_progress.setRange(0, 1000)
-            self.model_progress.setValue(min(1000, round(1000 * done / total)))
-            amount = f"{done / 1e6:.1f} / {total / 1e6:.1f} MB"
-        else:
-            self.model_progress.setRange(0, 0)
-            amount = f"{done / 1e6:.1f} MB"
-        self.model_progress_label.setText(f"{getattr(self, '_what', '')}: {label}, {amount}")
+        self.weights_box.show_progress(label, done, total)
 
     def show_model_cancelling(self) -> None:
-        self.model_cancel.setEnabled(False)
-        self.model_cancel.setText("Cancelling…")
+        self.weights_box.show_cancelling()
 
     # ---- the list ----------------------------------------------------------------------------
     def refresh(self) -> None:

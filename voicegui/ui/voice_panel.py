@@ -2,10 +2,11 @@
 
 The backend and device combos apply to neural voices only; the device list shows what this
 machine can use once it is known (probing needs torch, so it happens off the GUI thread when a
-neural voice is first involved). When Seed-VC's weights are missing, a box offers to download
-them (after a confirmation that states size and licence) or to import them from a folder, with
-a progress bar and a Cancel button; the main window runs those in the background. While the
-RVC voice is chosen, its voice library (``rvc_library``) shows below the voice.
+neural voice is first involved). When Seed-VC's weights are missing, a box (``weights_box``)
+offers to download them (after a confirmation that states size and licence) or to import them
+from a folder, with a progress bar and a Cancel button; the main window runs those in the
+background. While the RVC voice is chosen, its voice library (``rvc_library``) shows below the
+voice.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
     QFormLayout,
-    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -32,12 +32,26 @@ from voicegui.settings import Settings
 from voicegui.ui.compute import ALWAYS, BACKENDS, DEVICES, probed_devices
 from voicegui.ui.remote_box import RemoteBox
 from voicegui.ui.rvc_library import RvcLibraryPanel
+from voicegui.ui.weights_box import WeightsBox, WeightsTexts
 from voicegui.voices.catalog import VOICES, voice_available, voice_selectable
 
 AUDIO_FILTER = "Audio files (*.wav *.flac *.ogg *.mp3 *.aiff *.aif *.opus);;All files (*)"
 TOOLTIP = Qt.ItemDataRole.ToolTipRole
 MODEL = "seedvc"  # the model whose weights the model box manages
 REMOTE_VOICES = ("seedvc", "rvc")  # what a Remote GPU server can compute
+SEEDVC_WEIGHTS = WeightsTexts(
+    name="Seed-VC weights",
+    download="Download Seed-VC…",
+    download_name="Download Seed-VC",
+    download_tip="Download the Seed-VC weights from the Hugging Face Hub. You are shown the size "
+    "and licence first; nothing is downloaded before you confirm.",
+    import_name="Import Seed-VC from a folder",
+    import_tip="For offline machines: copy already-downloaded Seed-VC files from a folder "
+    "(found by file name anywhere below it) and verify them.",
+    progress_name="Model transfer progress",
+    cancel_name="Cancel the model transfer",
+    progress_label_name="Model transfer state",
+)
 BACKEND_TIP = (
     "Which runtime runs the neural voice. Changing it loads the voice again in the background; "
     "the current voice keeps playing until the new one is ready."
@@ -223,88 +237,37 @@ class VoicePanel(QWidget):
 
     # ---- model weights ---------------------------------------------------------------------
     def _build_model_box(self) -> None:
-        self.model_box = QFrame()
-        self.model_box.setFrameShape(QFrame.Shape.StyledPanel)
-        self.model_box.setAccessibleName("Seed-VC weights")
-        self.model_state = QLabel()
-        self.model_state.setWordWrap(True)
-        self.download_button = QPushButton("Download Seed-VC…")
-        self.download_button.setAccessibleName("Download Seed-VC")
-        self.download_button.setToolTip(
-            "Download the Seed-VC weights from the Hugging Face Hub. You are shown the size "
-            "and licence first; nothing is downloaded before you confirm."
-        )
-        self.import_button = QPushButton("Import from folder…")
-        self.import_button.setAccessibleName("Import Seed-VC from a folder")
-        self.import_button.setToolTip(
-            "For offline machines: copy already-downloaded Seed-VC files from a folder "
-            "(found by file name anywhere below it) and verify them."
-        )
-        self.model_progress = QProgressBar()
-        self.model_progress.setAccessibleName("Model transfer progress")
-        self.model_progress.setRange(0, 1000)
-        self.model_progress_label = QLabel()
-        self.model_progress_label.setWordWrap(True)
-        self.model_progress_label.setAccessibleName("Model transfer state")
-        self.model_cancel = QPushButton("Cancel")
-        self.model_cancel.setAccessibleName("Cancel the model transfer")
-        buttons = QHBoxLayout()
-        buttons.addWidget(self.download_button)
-        buttons.addWidget(self.import_button)
-        buttons.addStretch(1)
-        progress = QHBoxLayout()
-        progress.addWidget(self.model_progress, 1)
-        progress.addWidget(self.model_cancel)
-        lay = QVBoxLayout(self.model_box)
-        lay.setContentsMargins(6, 6, 6, 6)
-        lay.addWidget(self.model_state)
-        lay.addLayout(buttons)
-        lay.addWidget(self.model_progress_label)
-        lay.addLayout(progress)
-        self.download_button.clicked.connect(self.downloadRequested)
-        self.import_button.clicked.connect(self.importRequested)
-        self.model_cancel.clicked.connect(self.cancelModelRequested)
-        self.model_busy = False
+        self.model_box = WeightsBox(SEEDVC_WEIGHTS)
+        # the names the window and the tests reach the box's parts by
+        self.model_state = self.model_box.state
+        self.download_button = self.model_box.download_button
+        self.import_button = self.model_box.import_button
+        self.model_progress = self.model_box.progress
+        self.model_progress_label = self.model_box.progress_label
+        self.model_cancel = self.model_box.cancel
+        self.model_box.downloadRequested.connect(self.downloadRequested)
+        self.model_box.importRequested.connect(self.importRequested)
+        self.model_box.cancelRequested.connect(self.cancelModelRequested)
         self.show_model_idle()
+
+    @property
+    def model_busy(self) -> bool:
+        return self.model_box.busy
 
     def show_model_idle(self, text: str = "") -> None:
         """No transfer runs: the buttons are back; ``text`` says how the last one ended."""
-        self.model_busy = False
-        for w in (self.model_progress, self.model_cancel):
-            w.hide()
-        self.model_cancel.setEnabled(True)
-        self.model_cancel.setText("Cancel")
-        self.model_progress_label.setText(text)
-        self.model_progress_label.setVisible(bool(text))
-        for w in (self.download_button, self.import_button):
-            w.setEnabled(True)
+        self.model_box.show_idle(text)
         self._update_model_box()
 
     def show_model_started(self, what: str) -> None:
-        self.model_busy = True
-        for w in (self.download_button, self.import_button):
-            w.setEnabled(False)
-        self.model_progress.setRange(0, 0)  # busy until the first report
-        self.model_progress.show()
-        self.model_cancel.show()
-        self.model_progress_label.setText(f"{what}…")
-        self.model_progress_label.show()
-        self._what = what
+        self.model_box.show_started(what)
         self._update_model_box()
 
     def show_model_progress(self, label: str, done: int, total: int) -> None:
-        if total > 0:
-            self.model_progress.setRange(0, 1000)
-            self.model_progress.setValue(min(1000, round(1000 * done / total)))
-            amount = f"{done / 1e6:.1f} / {total / 1e6:.1f} MB"
-        else:
-            self.model_progress.setRange(0, 0)
-            amount = f"{done / 1e6:.1f} MB"
-        self.model_progress_label.setText(f"{getattr(self, '_what', '')}: {label}, {amount}")
+        self.model_box.show_progress(label, done, total)
 
     def show_model_cancelling(self) -> None:
-        self.model_cancel.setEnabled(False)
-        self.model_cancel.setText("Cancelling…")
+        self.model_box.show_cancelling()
 
     def _update_model_box(self) -> None:
         ok, why = self.availability.get(MODEL, (True, ""))
