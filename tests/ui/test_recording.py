@@ -291,10 +291,13 @@ def test_a_disk_too_slow_loses_whole_blocks_counted_and_the_feed_never_allocates
 
     take = TakeRecorder(tmp_path / "take.wav", RATE, with_dry=True, ring_seconds=0.1)
     block = np.full(BLOCK, 0.25, dtype=np.float32)
-    gate = threading.Event()
+    gate, stalled = threading.Event(), threading.Event()
     write = take._drain
-    take._drain = lambda *a: (gate.wait(), write(*a))  # a disk that stalls
+    take._drain = lambda *a: (stalled.set(), gate.wait(), write(*a))  # a disk that stalls
     take.start()
+    # the writer has made its own buffers and waits on the disk: what is allocated from here
+    # on is the feed's
+    assert stalled.wait(10)
     tracemalloc.start()
     before = tracemalloc.take_snapshot()
     for _ in range(100):  # 2 s of blocks while the writer stalls
