@@ -214,7 +214,7 @@ class EngineSettings:
         ),
     )
     bypass: bool = False  # hear the dry input (delay-aligned) instead of the voice
-    on_voice_error: str = "dry"  # 'dry' or 'silence' while the voice fails
+    on_voice_error: str = "dry"  # 'dry', 'builtin' (the built-in voice) or 'silence'
 
 
 @dataclass(frozen=True)
@@ -356,8 +356,8 @@ class Settings:
                         f"{spec.label} must be between {spec.lo:g} and {spec.hi:g} {spec.unit}, "
                         f"got {value:g}"
                     )
-        if self.engine.on_voice_error not in ("dry", "silence"):
-            raise SettingsError("on_voice_error must be 'dry' or 'silence'")
+        if self.engine.on_voice_error not in ("dry", "builtin", "silence"):
+            raise SettingsError("on_voice_error must be 'dry', 'builtin' or 'silence'")
         if self.voice.backend not in ("torch", "onnx"):
             raise SettingsError("backend must be 'torch' or 'onnx'")
         if self.voice.precision not in ("auto", "fp32", "fp16", "bf16", "int8"):

@@ -81,6 +81,15 @@ def test_on_off_settings_are_check_boxes_from_the_flag_table(window):
     assert not box.isEnabled() and "Not used by this voice" in box.toolTip()
 
 
+def test_what_plays_while_the_voice_fails_is_a_choice_of_three(window):
+    box = window.controls.on_error
+    assert [box.itemData(i) for i in range(box.count())] == ["dry", "builtin", "silence"]
+    assert box.itemData(box.currentIndex()) == window.controller.settings.engine.on_voice_error
+    box.setCurrentIndex(box.findData("builtin"))
+    assert window.controller.settings.engine.on_voice_error == "builtin"
+    assert "built-in voice" in box.currentText() and "Remote GPU" in box.toolTip()
+
+
 def test_controls_the_voice_does_not_use_are_disabled_with_a_reason(window):
     c = window.controls
     window.voice.voice.setCurrentIndex(window.voice.voice.findData("dsp"))

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from voicegui.engine.delay import DelayLine
 from voicegui.engine.denoise import Denoiser
+from voicegui.engine.fallback import BuiltinFallback
 from voicegui.engine.framing import Framer
 from voicegui.engine.gate import Gate
 from voicegui.engine.metrics import LatencyBudget, Metrics, level_db
@@ -47,21 +49,6 @@ def voice_params(v: VoiceSettings, e: EngineSettings) -> dict:
         "index_rate": v.index_rate,
         "protect": v.protect,
     }
-
-
-class DelayLine:
-    """Fixed delay in samples, processed block by block."""
-
-    def __init__(self, delay: int, block: int) -> None:
-        self.delay, self.block = delay, block
-        self._buf = np.zeros(delay + block, dtype=np.float32)
-
-    def process(self, x: np.ndarray) -> np.ndarray:
-        buf = self._buf
-        buf[self.delay :] = x
-        out = buf[: self.block].copy()
-        buf[: self.delay] = buf[self.block : self.block + self.delay]
-        return out
 
 
 @dataclass(frozen=True)
@@ -112,6 +99,7 @@ class BlockProcessor:
         self.denoiser: Denoiser | None = None  # created when noise suppression is first on
         self._spare_denoiser: Denoiser | None = None  # built by ``request``, off the block thread
         self.output_gate: OutputGate | None = None  # push-to-talk and mute (the live engine's)
+        self.fallback: BuiltinFallback | None = None  # on_voice_error 'builtin'
         self._build(settings)
         voice.update(voice_params(settings.voice, settings.engine))
 
@@ -130,7 +118,7 @@ class BlockProcessor:
             self.framer = Framer(g.block, g.left, g.right)
             self.sola = Sola(g.block, g.crossfade, g.search)
         self._apply_live(s, live=False)
-        self.dry = DelayLine(self.dry_delay_dev(), g.block_dev)
+        self._make_dry()
         self._fade_in, self._fade_out = equal_power_fades(
             min(g.block_dev, max(1, round(SOURCE_FADE * self.device_rate)))
         )
@@ -157,6 +145,26 @@ class BlockProcessor:
             self._latency = None
         if self.denoiser is not None:
             self.denoiser.set_mix(e.denoise_mix if e.denoise else 0.0, ramp=not fresh)
+        wanted = self._wants_fallback(s)
+        if wanted and self.fallback is None and hasattr(self, "dry"):
+            self.fallback = self._new_fallback(s)
+        elif not wanted:
+            self.fallback = None
+
+    def _wants_fallback(self, s: Settings) -> bool:
+        """The built-in voice stands in for another voice (not for itself)."""
+        return s.engine.on_voice_error == "builtin" and getattr(self.voice, "name", "") != "dsp"
+
+    def _new_fallback(self, s: Settings) -> BuiltinFallback:
+        fallback = BuiltinFallback(self.device_rate, self.geom.block_dev, self.dry_delay_dev())
+        fallback.update(voice_params(s.voice, s.engine))
+        return fallback
+
+    def _make_dry(self) -> None:
+        """The dry path and the built-in fallback, both aligned with the voice's output."""
+        self.dry = DelayLine(self.dry_delay_dev(), self.geom.block_dev)
+        wanted = self._wants_fallback(self.settings)
+        self.fallback = self._new_fallback(self.settings) if wanted else None
 
     def request(self, settings: Settings) -> None:
         """Called from any thread; taken in before the next block (one reference swap).
@@ -180,6 +188,8 @@ class BlockProcessor:
             or new.engine.extra_dit_left_time != old.engine.extra_dit_left_time
         ):
             self.voice.update(voice_params(new.voice, new.engine))
+            if self.fallback is not None:
+                self.fallback.update(voice_params(new.voice, new.engine))
         framing = ("crossfade_time", "extra_left_time", "extra_right_time")
         if any(getattr(new.engine, f) != getattr(old.engine, f) for f in framing):
             g_old = self.geom
@@ -189,11 +199,11 @@ class BlockProcessor:
             if self.framer is not None:
                 self.framer = self.framer.resized(self.geom.left, self.geom.right)
                 self.sola = Sola(self.geom.block, self.geom.crossfade, self.geom.search)
-            self.dry = DelayLine(self.dry_delay_dev(), self.geom.block_dev)
+            self._make_dry()
         had_denoiser = self.denoiser is not None
         self._apply_live(new)
         if self.denoiser is not None and not had_denoiser:
-            self.dry = DelayLine(self.dry_delay_dev(), self.geom.block_dev)
+            self._make_dry()
 
     # ---- latency --------------------------------------------------------------------------
     @property
@@ -278,6 +288,7 @@ class BlockProcessor:
         xv = self.in_rs.process(x)
         window = self.framer.push(xv) if self.framer is not None else xv
         dry = self.dry.process(x)
+        builtin = self.fallback.process(x) if self.fallback is not None else None
 
         wet_v = None
         events = 0
@@ -297,10 +308,12 @@ class BlockProcessor:
         elif not speech:
             source = "silence"
         elif wet_v is None:
-            source = "dry" if s.on_voice_error == "dry" else "silence"
+            source = s.on_voice_error
+            if source == "builtin" and builtin is None:
+                source = "dry"  # the built-in voice is the voice: it failed itself
         else:
             source = "wet"
-        signals = {"wet": wet, "dry": dry, "silence": None}
+        signals = {"wet": wet, "dry": dry, "silence": None, "builtin": builtin}
         out = self._mix(signals, source)
         if self.output_gate is not None:
             self.output_gate.apply(out)
@@ -381,6 +394,8 @@ class BlockProcessor:
         self.out_rs.reset()
         if self.denoiser is not None:
             self.denoiser.reset()
+        if self.fallback is not None:
+            self.fallback.reset()
         if self.framer is not None:
             self.framer.reset()
             self.sola.reset()

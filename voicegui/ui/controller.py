@@ -58,6 +58,7 @@ from voicegui.voices.catalog import VOICES, voice_available, voice_identity
 
 Voice = RemoteVoice  # what the window holds: a handle on a voice in the audio host
 
+FALLBACK_WORDS = {"dry": "your dry voice", "builtin": "the built-in voice", "silence": "silence"}
 log = logging.getLogger(__name__)
 
 POLL_HZ = 30
@@ -941,10 +942,11 @@ class Controller(QObject):
             self.levelsUpdated.emit(snap.input_db, snap.input_db)
             if snap.voice_errors > self._voice_errors:
                 self._voice_errors = snap.voice_errors
+                fallback = self._settings.engine.on_voice_error
                 self.notice.emit(
                     "warning",
                     f"The voice failed {snap.voice_errors} time(s), last: "
-                    f"{snap.last_error} (playing {self._settings.engine.on_voice_error} audio "
+                    f"{snap.last_error} (playing {FALLBACK_WORDS.get(fallback, fallback)} "
                     "meanwhile)",
                     "voice-error",
                 )

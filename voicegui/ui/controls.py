@@ -279,10 +279,13 @@ class ControlsPanel(QWidget):
             if title == "Levels and silence gate":
                 self.on_error = QComboBox()
                 self.on_error.addItem("Play my dry voice", "dry")
+                self.on_error.addItem("Play the built-in voice", "builtin")
                 self.on_error.addItem("Play silence", "silence")
                 self.on_error.setAccessibleName("When the voice fails")
                 self.on_error.setToolTip(
-                    "What you hear while the voice fails on a block (applies live)."
+                    "What you hear while the voice fails on a block, or while a Remote GPU's "
+                    "block comes back late (applies live). The built-in voice, with your pitch "
+                    "and formant, keeps your own voice off the stream."
                 )
                 label = QLabel("When the voice fails")
                 label.setBuddy(self.on_error)
