@@ -8,6 +8,7 @@ import pytest
 from tests.signals import envelope_scale, frame_f0
 from voicegui.engine.offline import convert_array
 from voicegui.settings import Settings, with_changes
+from voicegui.voices.base import BlockInfo
 from voicegui.voices.dsp import DSPVoice
 
 SR = 48000
@@ -61,3 +62,27 @@ def test_cents_resolution_changes_the_output(speech_48k):
     a = shifted(speech_48k[:SR], 3.00, 0.0)
     b = shifted(speech_48k[:SR], 3.05, 0.0)
     assert np.abs(a - b).max() > 1e-3
+
+
+@pytest.mark.parametrize("seconds", [0.3, 0.5])
+def test_long_blocks_are_the_same_stream_as_short_ones(seconds):
+    """Blocks longer than the voice's history (the fallback beside a neural voice's 0.3-0.5 s
+    blocks, or a large block size) give exactly what 10 ms blocks give."""
+    from voicegui.speech_signal import synthetic_speech
+
+    sr = 48000
+    x = synthetic_speech(2.0, sr).astype(np.float32)
+    long_b, short_b = round(seconds * sr), sr // 100
+    n = len(x) // long_b * long_b
+
+    def stream(block: int) -> np.ndarray:
+        v = DSPVoice()
+        v.update({"pitch": 5.0})
+        info = BlockInfo(0, block, 0, 0, 0)
+        return np.concatenate([v.convert(x[i : i + block], info) for i in range(0, n, block)])
+
+    ya, yb = stream(long_b), stream(short_b)
+    np.testing.assert_array_equal(ya, yb)
+    # negative control: the history cannot take such a block in one piece
+    with pytest.raises(ValueError):
+        DSPVoice()._convert(x[:long_b].astype(np.float64))
