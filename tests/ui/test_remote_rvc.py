@@ -39,6 +39,9 @@ def test_rvc_voice_on_a_remote_gpu(window, qtbot, voice_server, rvc_assets, tmp_
     panel.device.setCurrentIndex(panel.device.findData("remote"))
     assert c.settings.voice.device == "remote"
     assert box.isVisibleTo(window) and not lib.weights_box.isVisibleTo(window)
+    # nothing about weights this machine lacks: the server computes the voice
+    assert not panel.model_box.isVisibleTo(window)
+    assert "RVC" not in panel.unavailable.text() and "Seed-VC" not in panel.unavailable.text()
 
     type_into(qtbot, box.address, voice_server.address)
     type_into(qtbot, box.token, voice_server.token)

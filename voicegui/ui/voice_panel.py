@@ -278,8 +278,8 @@ class VoicePanel(QWidget):
             if not ok
             else f"{label} is installed."
         )
-        remote = self._device_value == "remote" and self.voice.currentData() == MODEL
-        # a server computes it: the weights are not needed here
+        remote = self._device_value == "remote" and self.voice.currentData() in REMOTE_VOICES
+        # a server computes the voice: no weights are needed here
         self.model_box.setVisible((not ok and not remote) or self.model_busy)
 
     # ---- voices ------------------------------------------------------------------------------
@@ -290,7 +290,6 @@ class VoicePanel(QWidget):
 
     def refresh_availability(self) -> None:
         """Re-check which voices can be chosen (after weights were installed or removed)."""
-        notes = []
         model = self.voice.model()
         for i in range(self.voice.count()):
             name = self.voice.itemData(i)
@@ -301,12 +300,21 @@ class VoicePanel(QWidget):
             # a disabled entry explains itself instead of disappearing; one whose missing parts
             # its own panel provides (the RVC library) stays selectable
             model.item(i).setEnabled(ok or voice_selectable(name)[0])
-            if not ok:
-                notes.append(f"{info.label}: {why}")
-        self.unavailable.setText("\n".join(notes))
-        self.unavailable.setVisible(bool(notes))
+        self._show_notes()
         self._update_model_box()
         self.rvc.update_weights()
+
+    def _show_notes(self) -> None:
+        """What cannot run here and why; not for the voices a Remote GPU computes while that
+        is the compute device (their weights are the server's)."""
+        remote = self._device_value == "remote"
+        notes = [
+            f"{VOICES[name].label}: {why}"
+            for name, (ok, why) in self.availability.items()
+            if not ok and not (remote and name in REMOTE_VOICES and voice_selectable(name)[0])
+        ]
+        self.unavailable.setText("\n".join(notes))
+        self.unavailable.setVisible(bool(notes))
 
     def _on_voice(self) -> None:
         name = self.voice.currentData()
@@ -356,6 +364,7 @@ class VoicePanel(QWidget):
         if name in REMOTE_VOICES:
             self.remote.voice = name
         self.rvc.set_remote(remote)
+        self._show_notes()
 
     # ---- compute devices ---------------------------------------------------------------------
     def _fill_devices(self) -> None:
