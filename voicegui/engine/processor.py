@@ -145,26 +145,20 @@ class BlockProcessor:
             self._latency = None
         if self.denoiser is not None:
             self.denoiser.set_mix(e.denoise_mix if e.denoise else 0.0, ramp=not fresh)
-        wanted = self._wants_fallback(s)
-        if wanted and self.fallback is None and hasattr(self, "dry"):
-            self.fallback = self._new_fallback(s)
-        elif not wanted:
-            self.fallback = None
-
-    def _wants_fallback(self, s: Settings) -> bool:
-        """The built-in voice stands in for another voice (not for itself)."""
-        return s.engine.on_voice_error == "builtin" and getattr(self.voice, "name", "") != "dsp"
-
-    def _new_fallback(self, s: Settings) -> BuiltinFallback:
-        fallback = BuiltinFallback(self.device_rate, self.geom.block_dev, self.dry_delay_dev())
-        fallback.update(voice_params(s.voice, s.engine))
-        return fallback
 
     def _make_dry(self) -> None:
         """The dry path and the built-in fallback, both aligned with the voice's output."""
         self.dry = DelayLine(self.dry_delay_dev(), self.geom.block_dev)
-        wanted = self._wants_fallback(self.settings)
-        self.fallback = self._new_fallback(self.settings) if wanted else None
+        self._make_fallback()
+
+    def _make_fallback(self) -> None:
+        """The built-in voice beside another voice when it is the chosen fallback."""
+        s = self.settings
+        self.fallback = None
+        if s.engine.on_voice_error == "builtin" and getattr(self.voice, "name", "") != "dsp":
+            delay = self.dry_delay_dev()
+            self.fallback = BuiltinFallback(self.device_rate, self.geom.block_dev, delay)
+            self.fallback.update(voice_params(s.voice, s.engine))
 
     def request(self, settings: Settings) -> None:
         """Called from any thread; taken in before the next block (one reference swap).
@@ -204,6 +198,8 @@ class BlockProcessor:
         self._apply_live(new)
         if self.denoiser is not None and not had_denoiser:
             self._make_dry()
+        elif new.engine.on_voice_error != old.engine.on_voice_error:
+            self._make_fallback()
 
     # ---- latency --------------------------------------------------------------------------
     @property

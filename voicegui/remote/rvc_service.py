@@ -3,8 +3,8 @@ voice models loaded when a stream first asks for them and shared by the streams 
 and each stream's own state: its 16 kHz window, pitch cache, settings and noise generator.
 
 A stream's block is exactly the app's local RVC block (``RvcVoice.convert``): the same stream
-code, the same plan, and the same seeded draws, because each stream keeps its own generators
-and puts them in the shared model for the length of its block. RVC blocks are computed one at
+code, the same plan, and the same seeded draws, because each stream draws its noise from its
+own generators (``RvcStream.reset_noise``). RVC blocks are computed one at
 a time: streams rarely share a model, and a model's synthesizer is a small part of a GPU.
 """
 
@@ -36,7 +36,6 @@ MAX_RATE = 48000
 @dataclass
 class RvcStreamState:
     voice: object  # RvcVoice over this stream's RvcStream
-    noise: tuple  # the synthesizer's noise state for this stream
     settings: RvcStreamSettings
     rate: int
     blocks: int = 0
@@ -161,15 +160,11 @@ class RvcService:
                 stream = build_stream(synth, self.content, estimator, index, f0)
             except ValueError as exc:
                 raise ProtocolError(P.BAD_REQUEST, str(exc)) from None
-            previous = synth.noise_state
-            # the voice resets the generators it finds: give it some of its own to reset
-            synth.noise_state = synth.fresh_noise(seed)
             voice = RvcVoice(stream, threads=self.threads, label=entry.name)
-            synth.noise_state = previous
-        noise = synth.fresh_noise(seed)  # the stream's own, seeded as the app's voice seeds its
+            stream.reset_noise(seed)
         self._apply(voice, settings)
         rate = int(synth.sample_rate)
-        state = RvcStreamState(voice, noise, settings, rate)
+        state = RvcStreamState(voice, settings, rate)
         sid = self.streams.open(state)
         return {"stream": sid, "rate": rate, "voice": entry.name, "f0": bool(synth.f0)}
 
@@ -281,13 +276,9 @@ class RvcService:
             state.settings = job.settings
         g = job.geometry
         info = BlockInfo(g.index, g.block, g.left, g.right, g.sola_extra)
-        synth = state.voice.stream.synth
-        previous, synth.noise_state = synth.noise_state, state.noise
         try:
             out = state.voice.convert(job.window, info)
         except (ValueError, VoiceError) as exc:
             raise ProtocolError(P.BAD_REQUEST, str(exc)) from None
-        finally:
-            state.noise, synth.noise_state = synth.noise_state, previous
         state.blocks += 1
         return out

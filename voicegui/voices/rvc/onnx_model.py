@@ -143,18 +143,9 @@ class OnnxSynthesizer:
         self._seed = self._seed if seed is None else seed
         self._rng = np.random.default_rng(self._seed)
 
-    @property
-    def noise_state(self) -> tuple[int, np.random.Generator]:
-        """The seed and generator the draws come from (see Synthesizer.noise_state)."""
-        return self._seed, self._rng
-
-    @noise_state.setter
-    def noise_state(self, state: tuple[int, np.random.Generator]) -> None:
-        self._seed, self._rng = state
-
     @staticmethod
     def fresh_noise(seed: int) -> tuple[int, np.random.Generator]:
-        """A noise state of its own that draws what ``reset_rng(seed)`` would."""
+        """A noise source of its own (``infer(rng=...)``; see Synthesizer.fresh_noise)."""
         return seed, np.random.default_rng(seed)
 
     def _measure_upp(self) -> int:
@@ -224,10 +215,12 @@ class OnnxSynthesizer:
         return_length: int | None = None,
         return_length2: int | None = None,
         noise: SynthNoise | None = None,
+        rng: tuple | None = None,
     ) -> SynthOutput:
         """As Synthesizer.infer. The prior noise is used by the layouts that take it (RVC's:
         whole window; voicegui's); the sine noise by voicegui's; others draw their own."""
         noise = noise or SynthNoise()
+        gen = rng[1] if rng is not None else self._rng
         feats = _np(phone)
         frames = feats.shape[1]
         if self.f0 and (pitch is None or nsff0 is None):
@@ -248,7 +241,7 @@ class OnnxSynthesizer:
         if self.layout == "rvc" or "z_noise" in self._types:
             z = _np(noise.z) if noise.z is not None else None
             if z is None:
-                z = self._rng.standard_normal((1, self.inter_channels, frames - head))
+                z = gen.standard_normal((1, self.inter_channels, frames - head))
             z = z.astype(np.float32).reshape(1, self.inter_channels, -1)
             if self.layout == "rvc" and z.shape[-1] < frames:  # a streaming cut's draw
                 pad = np.zeros((1, z.shape[1], frames - z.shape[-1]), np.float32)
@@ -256,7 +249,7 @@ class OnnxSynthesizer:
         if "sine_noise" in self._types:
             sine = _np(noise.sine) if noise.sine is not None else None
             if sine is None:
-                sine = self._rng.standard_normal(n * self.upp).astype(np.float32)
+                sine = gen.standard_normal(n * self.upp).astype(np.float32)
         feed = self._feed(
             feats,
             _np(pitch) if pitch is not None else None,

@@ -179,6 +179,7 @@ class RvcStream:
         self.index = index
         self.rmvpe_grid = rmvpe_grid
         self.params = StreamParams()
+        self.noise = None  # the stream's own noise source (reset_noise); None: the model's
         self.cache = PitchCache()
         self.ring: torch.Tensor | None = None
         self.trace = BlockTrace()
@@ -199,6 +200,11 @@ class RvcStream:
     def reset(self) -> None:
         self.ring = None
         self.cache.reset()
+
+    def reset_noise(self, seed: int) -> None:
+        """Draw this stream's noise from its own generators, seeded: streams sharing one model
+        (a server's) then draw what each would draw alone."""
+        self.noise = self.synth.fresh_noise(seed)
 
     def _update_ring(self, window: torch.Tensor, plan: BlockPlan) -> torch.Tensor:
         """Bring the 16 kHz window up to date. A stream starts from silence (as the engine's
@@ -268,6 +274,7 @@ class RvcStream:
                     return_length=n,
                     return_length2=n2,
                     noise=noise,
+                    rng=self.noise,
                 )
                 .audio[0, 0]
                 .float()

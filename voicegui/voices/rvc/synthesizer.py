@@ -118,27 +118,19 @@ class Synthesizer(nn.Module):
             self._seed = seed
         self._generators.clear()
 
-    @property
-    def noise_state(self) -> tuple[int, dict]:
-        """The seed and generators the draws come from: a server sharing one model between
-        streams gives each stream its own (set before the stream's block, read after)."""
-        return self._seed, self._generators
-
-    @noise_state.setter
-    def noise_state(self, state: tuple[int, dict]) -> None:
-        self._seed, self._generators = state
-
     @staticmethod
     def fresh_noise(seed: int) -> tuple[int, dict]:
-        """A noise state of its own that draws what ``reset_rng(seed)`` would."""
+        """A noise source of its own (for ``infer(rng=...)``: a stream's, when streams share
+        the model) that draws what ``reset_rng(seed)`` would."""
         return seed, {}
 
-    def _randn(self, shape: tuple[int, ...], like: Tensor) -> Tensor:
-        gen = self._generators.get(like.device)
+    def _randn(self, shape: tuple[int, ...], like: Tensor, rng: tuple | None = None) -> Tensor:
+        seed, generators = rng if rng is not None else (self._seed, self._generators)
+        gen = generators.get(like.device)
         if gen is None:
             gen = torch.Generator(device=like.device)
-            gen.manual_seed(self._seed)
-            self._generators[like.device] = gen
+            gen.manual_seed(seed)
+            generators[like.device] = gen
         return torch.randn(shape, generator=gen, device=like.device, dtype=torch.float32).to(
             like.dtype
         )
@@ -211,10 +203,12 @@ class Synthesizer(nn.Module):
         return_length: int | None = None,
         return_length2: int | None = None,
         noise: SynthNoise | None = None,
+        rng: tuple | None = None,
     ) -> SynthOutput:
         """phone (B, T, C) features at 100 frames/s; pitch (B, T) coarse 1..255 and nsff0 (B, T)
         Hz for pitch-conditioned models. With ``skip_head``/``return_length`` only frames
-        [skip_head, skip_head + return_length) are decoded."""
+        [skip_head, skip_head + return_length) are decoded. Noise not given in ``noise`` is
+        drawn from ``rng`` (``fresh_noise``), or from the model's own generators."""
         noise = noise or SynthNoise()
         if self.f0 and (pitch is None or nsff0 is None):
             raise ValueError("this voice model is pitch-conditioned: pass pitch and nsff0")
@@ -237,11 +231,11 @@ class Synthesizer(nn.Module):
         n = int(return_length) if streaming else t
         zn = noise.z
         if zn is None:
-            zn = self._randn((phone.shape[0], self.config.inter_channels, t - head), phone)
+            zn = self._randn((phone.shape[0], self.config.inter_channels, t - head), phone, rng)
         sine = None
         if self.f0:
             n_samples = phone.shape[0] * n * self.upp
-            sine = noise.sine if noise.sine is not None else self._randn((n_samples,), nsff0)
+            sine = noise.sine if noise.sine is not None else self._randn((n_samples,), nsff0, rng)
             if sine.numel() != n_samples:
                 raise ValueError(f"sine noise has {sine.numel()} values, expected {n_samples}")
         return self.synthesize(

@@ -50,7 +50,7 @@ class RvcVoice:
         self._plan = None
         self.provider = "CPU"  # where and how it runs, e.g. 'CPU (torch, bf16)'
         self.warnings: list[str] = []  # what the user should know (a GPU that failed to load)
-        self.stream.synth.reset_rng(STREAM_SEED)
+        self.stream.reset_noise(STREAM_SEED)
 
     @property
     def sample_rate(self) -> int:
@@ -101,7 +101,7 @@ class RvcVoice:
 
     def reset(self) -> None:
         self.stream.reset()
-        self.stream.synth.reset_rng(STREAM_SEED)
+        self.stream.reset_noise(STREAM_SEED)
 
     def close(self) -> None:
         self.stream.reset()
