@@ -22,7 +22,6 @@ PITCH_RATE = 12000  # pitch is tracked on a decimated copy: cheap and ample for 
 PITCH_WINDOW = 0.04  # s of signal the pitch tracker looks at
 YIN_THRESHOLD = 0.15
 VOICING_LIMIT = 0.35  # a dip of the normalised difference above this is treated as unvoiced
-CHUNK = 0.01  # s: a longer block is taken in pieces of this size (the history's margin)
 
 
 def yin_period(x: np.ndarray, sr: int, fmin: float = F0_MIN, fmax: float = F0_MAX) -> float | None:
@@ -79,7 +78,9 @@ class DSPVoice:
         self.unvoiced_hop = max(4, round(UNVOICED_HOP * self.sr))
         self.decim = max(1, round(self.sr / PITCH_RATE))
         self.hist_len = max(round(0.12 * self.sr), 4 * self.hmax + round(PITCH_WINDOW * self.sr))
-        self.chunk = round(CHUNK * self.sr)  # most samples taken in at once
+        # most samples taken in at once: the history must still hold, behind them, the pitch
+        # tracker's window and the grains being placed (4 half-widths)
+        self.chunk = self.hist_len - 4 * self.hmax - round(PITCH_WINDOW * self.sr)
         self.reset()
         return self.sr
 
@@ -113,11 +114,12 @@ class DSPVoice:
         x = np.asarray(window[-info.block :], dtype=np.float64)
         if len(x) <= self.chunk:
             return self._convert(x)
-        # a block longer than the history holds (long blocks: the fallback beside a neural
-        # voice, a large block size) goes through in pieces, as a stream of short blocks
-        return np.concatenate(
-            [self._convert(x[i : i + self.chunk]) for i in range(0, len(x), self.chunk)]
-        )
+        # a block longer than the history can take (the fallback beside a neural voice, a
+        # large block size) goes through in pieces, as a stream of shorter blocks
+        out = np.empty(len(x), dtype=np.float64)
+        for i in range(0, len(x), self.chunk):
+            out[i : i + self.chunk] = self._convert(x[i : i + self.chunk])
+        return out
 
     def _convert(self, x: np.ndarray) -> np.ndarray:
         b = len(x)
