@@ -8,6 +8,8 @@ from typing import Literal
 from voicegui.settings import DeviceRef
 
 Kind = Literal["input", "output"]
+# host APIs used first when the user has chosen none (the names PortAudio gives them)
+PREFERRED_HOSTAPIS = ("Windows WASAPI",)
 COMMON_RATES = (48000, 44100, 96000, 88200, 32000, 24000, 22050, 16000)
 
 

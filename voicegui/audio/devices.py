@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from voicegui.audio.backend import sounddevice
-from voicegui.audio.device_info import COMMON_RATES, DeviceInfo, Kind
+from voicegui.audio.device_info import COMMON_RATES, PREFERRED_HOSTAPIS, DeviceInfo, Kind
 from voicegui.settings import AudioSettings, DeviceRef
 
 
@@ -63,7 +63,15 @@ def default_device(kind: Kind, hostapi: str | None = None) -> DeviceInfo:
             )
         index = matches[0][f"default_{kind}_device"]
     else:
-        index = sd.default.device[0 if kind == "input" else 1]
+        # no host API chosen: a preferred one's default device where it has one (Windows:
+        # WASAPI, not PortAudio's default MME, whose buffering adds tens of milliseconds)
+        preferred = [
+            h[f"default_{kind}_device"]
+            for name in PREFERRED_HOSTAPIS
+            for h in apis
+            if h["name"] == name and h[f"default_{kind}_device"] >= 0
+        ]
+        index = preferred[0] if preferred else sd.default.device[0 if kind == "input" else 1]
         if index is None or index < 0:
             index = next(
                 (h[f"default_{kind}_device"] for h in apis if h[f"default_{kind}_device"] >= 0), -1

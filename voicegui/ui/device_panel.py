@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 )
 
 from voicegui.audio.cables import cable_for, find_cables, missing_advice
-from voicegui.audio.device_info import COMMON_RATES, DeviceInfo
+from voicegui.audio.device_info import COMMON_RATES, PREFERRED_HOSTAPIS, DeviceInfo
 from voicegui.audio.virtual_mic import DISPLAY_NAME
 from voicegui.settings import AudioSettings, DeviceRef
 
@@ -63,10 +63,6 @@ class LevelMeter(QProgressBar):
             self.setFormat("silence")
         else:
             self.setFormat(f"{rms_db:.0f} dB  (peak {self._hold:.0f} dB)")
-
-
-# host APIs picked first when the user has chosen none (the names PortAudio gives them)
-PREFERRED_HOSTAPIS = ("Windows WASAPI",)
 
 
 class DevicePanel(QWidget):
