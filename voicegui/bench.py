@@ -261,31 +261,14 @@ def harmonic_tone(hz: float, n: int, sr: int) -> np.ndarray:
     return (0.5 * x / max(1e-9, np.max(np.abs(x)))).astype(np.float32)
 
 
-def autocorrelation_f0(x: np.ndarray, sr: int, fmin: float = 60.0, fmax: float = 1000.0) -> float:
-    """The fundamental of a steady periodic signal (normalised autocorrelation peak, parabolic
-    refinement); 0.0 when it is silent or not periodic."""
-    x = np.asarray(x, dtype=np.float64) - np.mean(x)
-    if len(x) < int(sr / fmin) * 3 or np.dot(x, x) < 1e-8 * len(x):
-        return 0.0
-    nfft = 1 << int(np.ceil(np.log2(2 * len(x))))
-    spec = np.fft.rfft(x, nfft)
-    ac = np.fft.irfft(spec * np.conj(spec), nfft)[: len(x)]
-    ac /= ac[0] * (len(x) - np.arange(len(x))) / len(x)  # unbiased, 1 at lag 0
-    lo, hi = int(sr / fmax), int(sr / fmin)
-    k = lo + int(np.argmax(ac[lo:hi]))
-    # the shortest lag that is nearly as periodic (a period's multiples peak too)
-    for div in (4, 3, 2):
-        kk = int(round(k / div))
-        if kk >= lo:
-            k2 = max(lo, kk - 2) + int(np.argmax(ac[max(lo, kk - 2) : kk + 3]))
-            if ac[k2] > 0.9 * ac[k]:
-                k = k2
-                break
-    if ac[k] < 0.5:
-        return 0.0
-    a, b, c = ac[k - 1], ac[k], ac[k + 1]
-    den = a - 2 * b + c
-    return float(sr / (k + (0.5 * (a - c) / den if den < 0 else 0.0)))
+def tone_f0(x: np.ndarray, sr: int, fmin: float = 60.0, fmax: float = 1000.0) -> float:
+    """The fundamental of a steady periodic signal (the built-in voice's YIN pitch tracker);
+    0.0 when it is silent or not periodic."""
+    from voicegui.voices.dsp import yin_period
+
+    x = np.asarray(x, dtype=np.float64)
+    period = yin_period(x - np.mean(x), sr, fmin, fmax)
+    return float(sr / period) if period else 0.0
 
 
 def probe_open_loop(engine, seconds: float, clicks: int = 5, tone_hz: float = 220.0) -> dict:
@@ -336,7 +319,7 @@ def probe_open_loop(engine, seconds: float, clicks: int = 5, tone_hz: float = 22
         delay = int(round((measured if measured is not None else lat.end_to_end) * sr))
         a, b = tone_span[0] + delay, tone_span[1] + delay
         margin = (b - a) // 5
-        found = autocorrelation_f0(rec[a + margin : b - margin], sr)
+        found = tone_f0(rec[a + margin : b - margin], sr)
         expected = tone_hz * 2.0 ** (pitch / 12.0)
         result["tone"] = {
             "sent_hz": tone_hz,
