@@ -16,21 +16,8 @@ class Timer:
         self.device = torch.device(device)
         self.samples: dict[str, list[float]] = defaultdict(list)
 
-    def __call__(self, stage: str):
-        timer = self
-
-        class _Ctx:
-            def __enter__(self):
-                timer._sync()
-                self.t0 = time.perf_counter()
-
-            def __exit__(self, *exc):
-                timer._sync()
-                timer.samples[stage].append((time.perf_counter() - self.t0) * 1e3)
-                if len(timer.samples[stage]) > 2000:
-                    del timer.samples[stage][:1000]
-
-        return _Ctx()
+    def __call__(self, stage: str) -> _Stage:
+        return _Stage(self, stage)
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
@@ -47,3 +34,24 @@ class Timer:
                 "calls": len(v),
             }
         return out
+
+
+class _Stage:
+    """One timed stage (a context manager); one class for every call, not one per call."""
+
+    __slots__ = ("timer", "stage", "t0")
+
+    def __init__(self, timer: Timer, stage: str) -> None:
+        self.timer, self.stage, self.t0 = timer, stage, 0.0
+
+    def __enter__(self) -> None:
+        self.timer._sync()
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, *exc) -> None:
+        timer = self.timer
+        timer._sync()
+        samples = timer.samples[self.stage]
+        samples.append((time.perf_counter() - self.t0) * 1e3)
+        if len(samples) > 2000:
+            del samples[:1000]

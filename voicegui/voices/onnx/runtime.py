@@ -38,8 +38,8 @@ from voicegui.voices.seedvc.model import (
     VOCODER_MARGIN,
     BlockPlan,
     Prompt,
-    Timer,
 )
+from voicegui.voices.timing import Timer
 
 log = logging.getLogger(__name__)
 
