@@ -378,20 +378,17 @@ def archive(bundle: Path, flavour: str) -> Path:
     return Path(out)
 
 
-def report_path(dist: Path, flavour: str) -> Path:
-    return dist / f"voicegui-{flavour}.json"
+report_path = cfg.report_path
 
 
-def reusable(dist: Path, flavour: str, key: str) -> dict[str, Any] | None:
-    """The previous report when its bundle was built from exactly these inputs."""
-    path = report_path(dist, flavour)
-    try:
-        old = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if old.get("input_hash") != key or not old.get("ok"):
-        return None
-    if not executable(bundle_dir(dist, flavour)).is_file():
+def reusable(
+    dist: Path, flavour: str, key: str, archive: bool = False, installer: bool = False
+) -> dict[str, Any] | None:
+    """The previous report when its bundle (and the archive and installer asked for) was
+    built from exactly these inputs."""
+    needed = ["bundle"] + ["archive"] * archive + ["installer"] * installer
+    old = cfg.reusable(dist, flavour, key, needed)
+    if old is None or not executable(bundle_dir(dist, flavour)).is_file():
         return None
     return old
 
@@ -410,7 +407,7 @@ def build(
     work = (work or ROOT / "build" / f"voicegui-{flavour}").resolve()
     key = cfg.input_hash(flavour)
     if reuse:
-        old = reusable(dist, flavour, key)
+        old = reusable(dist, flavour, key, make_archive, make_installer)
         if old is not None:
             old["reused"] = True
             print(f"reusing {old['bundle']} (inputs unchanged, {old['size_mb']} MB)")
@@ -501,9 +498,7 @@ def parser() -> argparse.ArgumentParser:
         default=host_os(),
         help="the system to build for (default: this one); windows on Linux runs under Wine",
     )
-    p.add_argument(
-        "--installer", action="store_true", help="Windows: also make the NSIS installer"
-    )
+    p.add_argument("--installer", action="store_true", help="Windows: also make the NSIS installer")
     p.add_argument(
         "--download-only",
         action="store_true",

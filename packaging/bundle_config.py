@@ -331,3 +331,24 @@ def release_name(flavour: str, version: str, system: str, machine: str) -> str:
     """voicegui-<version>-<system>-<arch>-<flavour>: the folder, .zip and installer names."""
     arch = WINDOWS_ARCH if system == "windows" else machine.lower()
     return f"{APP}-{version}-{system}-{arch}-{flavour}"
+
+
+def report_path(dist: Path, flavour: str) -> Path:
+    """Where a build writes its report (JSON) in ``dist``."""
+    return dist / f"voicegui-{flavour}.json"
+
+
+def reusable(dist: Path, flavour: str, key: str, needed: list[str]) -> dict | None:
+    """The previous report when it was built from exactly these inputs and every file this
+    build is to make (``needed`` as the report names them: its report keys) still exists."""
+    import json
+
+    try:
+        old = json.loads(report_path(dist, flavour).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if old.get("input_hash") != key or not old.get("ok"):
+        return None
+    if not all(old.get(k) and Path(old[k]).exists() for k in needed):
+        return None
+    return old

@@ -26,23 +26,6 @@ ROOT = cfg.ROOT
 HERE = Path(__file__).resolve().parent
 
 
-def report_path(dist: Path, flavour: str) -> Path:
-    return dist / f"voicegui-{flavour}.json"
-
-
-def _reusable(dist: Path, flavour: str, key: str) -> dict[str, Any] | None:
-    try:
-        old = json.loads(report_path(dist, flavour).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if old.get("input_hash") != key or not old.get("ok"):
-        return None
-    needed = [old.get("bundle"), old.get("archive"), old.get("installer")]
-    if not all(p and Path(p).exists() for p in needed):
-        return None
-    return old
-
-
 def build(
     flavour: str,
     version: str,
@@ -60,7 +43,7 @@ def build(
     work = (work or ROOT / "build" / f"voicegui-windows-{flavour}").resolve()
     key = cfg.windows_input_hash(flavour, wt.wine_version())
     if reuse:
-        old = _reusable(dist, flavour, key)
+        old = cfg.reusable(dist, flavour, key, ["bundle", "archive", "installer"])
         if old is not None:
             old["reused"] = True
             print(f"reusing {old['bundle']} (inputs unchanged)")
@@ -92,7 +75,7 @@ def build(
     toolchain.wine.wait()
     wine_s = time.perf_counter() - t1
     try:
-        report = json.loads(report_path(dist, flavour).read_text(encoding="utf-8"))
+        report = json.loads(cfg.report_path(dist, flavour).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise RuntimeError(f"the build under Wine wrote no report (exit {rc}): {exc}") from exc
     if rc != 0 and report.get("ok"):
@@ -134,5 +117,5 @@ def build(
             installer_seconds=round(t4 - t3, 1),
         )
     report["total_seconds"] = round(time.perf_counter() - t0, 1)
-    report_path(dist, flavour).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    cfg.report_path(dist, flavour).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report
