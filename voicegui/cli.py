@@ -209,12 +209,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from voicegui.remote.auth import server_token
     from voicegui.remote.server import MIN_IDLE_SECONDS, check_tls_files, serve
+    from voicegui.voices.catalog import REMOTE_VOICES
 
     voices = list(dict.fromkeys(v.strip() for v in args.voices.split(",") if v.strip()))
-    unknown = sorted(set(voices) - set(SERVED_VOICES))
+    unknown = sorted(set(voices) - set(REMOTE_VOICES))
     if unknown or not voices:
         raise ValueError(
-            f"voices that can be served: {', '.join(SERVED_VOICES)} "
+            f"voices that can be served: {', '.join(REMOTE_VOICES)} "
             f"(not {', '.join(unknown) or '-'})"
         )
     tls_cert = Path(args.tls_cert) if args.tls_cert else None
@@ -252,9 +253,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
         on_ready=ready,
     )
     return 0
-
-
-SERVED_VOICES = ("seedvc", "rvc")
 
 
 def _load_service(name: str, args: argparse.Namespace):

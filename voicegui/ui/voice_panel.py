@@ -33,12 +33,11 @@ from voicegui.ui.compute import ALWAYS, BACKENDS, DEVICES, probed_devices
 from voicegui.ui.remote_box import RemoteBox
 from voicegui.ui.rvc_library import RvcLibraryPanel
 from voicegui.ui.weights_box import WeightsBox, WeightsTexts
-from voicegui.voices.catalog import VOICES, voice_available, voice_selectable
+from voicegui.voices.catalog import REMOTE_VOICES, VOICES, voice_available, voice_selectable
 
 AUDIO_FILTER = "Audio files (*.wav *.flac *.ogg *.mp3 *.aiff *.aif *.opus);;All files (*)"
 TOOLTIP = Qt.ItemDataRole.ToolTipRole
 MODEL = "seedvc"  # the model whose weights the model box manages
-REMOTE_VOICES = ("seedvc", "rvc")  # what a Remote GPU server can compute
 SEEDVC_WEIGHTS = WeightsTexts(
     name="Seed-VC weights",
     download="Download Seed-VC…",

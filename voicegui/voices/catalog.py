@@ -42,6 +42,7 @@ VOICES = {
     ),
 }
 RVC_VOICE_MODULE = "voicegui.voices.rvc.voice"
+REMOTE_VOICES = ("seedvc", "rvc")  # what a `voicegui serve` server can compute
 
 
 def voice_available(name: str, settings=None) -> tuple[bool, str]:
@@ -49,7 +50,7 @@ def voice_available(name: str, settings=None) -> tuple[bool, str]:
     (VoiceSettings) the voice's own choices are checked too (the RVC model)."""
     if name not in VOICES:
         return False, f"unknown voice '{name}'"
-    if name in ("seedvc", "rvc") and getattr(settings, "device", "") == "remote":
+    if name in REMOTE_VOICES and getattr(settings, "device", "") == "remote":
         # computed on a server: nothing of the voice is needed here (an RVC voice file the
         # app holds is sent to the server; a name it does not know may be the server's)
         if not settings.remote_address.strip():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from voicegui.settings import VoiceSettings
 from voicegui.voices.base import Voice, VoiceError
-from voicegui.voices.catalog import VOICES, VoiceInfo, voice_available
+from voicegui.voices.catalog import REMOTE_VOICES, VOICES, VoiceInfo, voice_available
 
 __all__ = ["VOICES", "VoiceInfo", "create_voice", "voice_available"]
 
@@ -21,7 +21,7 @@ def create_voice(settings: VoiceSettings, progress=None) -> Voice:
         from voicegui.voices.passthrough import PassthroughVoice
 
         return PassthroughVoice()
-    if name in ("seedvc", "rvc") and settings.device == "remote":
+    if name in REMOTE_VOICES and settings.device == "remote":
         return _remote_voice(settings, progress)
     if name == "seedvc":
         try:
