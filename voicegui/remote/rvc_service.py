@@ -78,7 +78,6 @@ class RvcService:
         self.device = torch_device_for(device)
         self.precision, self.notes = resolve_precision("torch", precision, self.device.type)
         self.content = load_torch_content(shared, self.device, self.precision)
-        self._load_estimator = load_estimator
         self._estimators = {m: load_estimator(m, shared, self.device) for m in f0_methods}
         self._models: OrderedDict[str, object] = OrderedDict()
         self._indexes: OrderedDict[str, object] = OrderedDict()
@@ -102,8 +101,9 @@ class RvcService:
 
     @property
     def provider(self) -> str:
-        name = {"cuda": "CUDA", "mps": "MPS", "cpu": "CPU"}.get(self.device.type, self.device.type)
-        return f"{name} (torch, {self.precision})"
+        from voicegui.voices.rvc.components import torch_provider
+
+        return torch_provider(self.device, self.precision)
 
     def info(self) -> dict:
         import torch
@@ -186,23 +186,14 @@ class RvcService:
         return synth
 
     def _load_model(self, path: Path):
-        from voicegui.voices import precision as PR
-        from voicegui.voices.rvc.checkpoints import VoiceModelError, load_voice_model
-        from voicegui.voices.rvc.onnx_model import OnnxModelError, OnnxSynthesizer
+        from voicegui.voices.rvc.components import PartsError, load_synth
 
         try:
-            if path.suffix.lower() == ".onnx":
-                from voicegui.voices.rvc.components import onnx_plan
-
-                plan = onnx_plan("cuda" if self.device.type == "cuda" else "cpu")
-                return OnnxSynthesizer(path, threads=self.threads, plan=plan)
-            synth = load_voice_model(path, self.device)[0]
-        except (VoiceModelError, OnnxModelError, OSError, ImportError) as exc:
+            synth = load_synth(path, self.device, self.precision, self.threads)
+        except (PartsError, ImportError) as exc:
             raise ProtocolError(P.FAILED, f"the voice cannot be loaded: {exc}") from None
         if synth.sample_rate > MAX_RATE:
             raise ProtocolError(P.BAD_REQUEST, f"a voice at {synth.sample_rate} Hz (48 kHz most)")
-        if self.precision in ("bf16", "fp16"):
-            synth.set_trunk_dtype(PR.dtype_of(self.precision))
         return synth
 
     def _index(self, entry):
@@ -223,7 +214,9 @@ class RvcService:
     def _estimator(self, method: str):
         if method not in self._estimators:
             try:
-                self._estimators[method] = self._load_estimator(method, self.shared, self.device)
+                from voicegui.voices.rvc.components import load_estimator
+
+                self._estimators[method] = load_estimator(method, self.shared, self.device)
             except Exception as exc:  # a missing weights file, an unknown method
                 raise ProtocolError(P.FAILED, f"pitch estimator {method}: {exc}") from None
         return self._estimators[method]

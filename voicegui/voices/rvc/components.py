@@ -171,6 +171,33 @@ def _load_onnx_synth(model: Path, precision: str, plan, threads, cache_dir, prog
     return OnnxSynthesizer(path, threads=threads, plan=plan)
 
 
+def load_synth(model: Path, device: torch.device, precision: str, threads=None, plan=None):
+    """A voice file's synthesizer as it runs without an export: a .pth on ``device`` in
+    ``precision``, an .onnx as exported (onnxruntime, with the providers of ``plan``). Raises
+    PartsError naming the file."""
+    from .checkpoints import VoiceModelError, load_voice_model
+    from .onnx_model import OnnxModelError, OnnxSynthesizer
+
+    model = Path(model)
+    try:
+        if model.suffix.lower() == ".onnx":
+            return OnnxSynthesizer(model, threads=threads, plan=plan or onnx_plan(device.type))
+        synth = load_voice_model(model, device)[0]
+    except (VoiceModelError, OnnxModelError) as exc:
+        raise PartsError(str(exc)) from exc
+    except OSError as exc:
+        raise PartsError(f"{model.name} cannot be read: {exc.strerror or exc}") from exc
+    if precision in ("bf16", "fp16"):
+        synth.set_trunk_dtype(P.dtype_of(precision))
+    return synth
+
+
+def torch_provider(device: torch.device, precision: str) -> str:
+    """'CUDA (torch, bf16)': where and how the torch parts run, for the window and bench."""
+    name = {"cuda": "CUDA", "mps": "MPS", "cpu": "CPU"}.get(device.type, device.type)
+    return f"{name} (torch, {precision})"
+
+
 def load_parts(
     model: Path,
     shared: SharedWeights,
@@ -186,8 +213,8 @@ def load_parts(
     """Everything but the index and the stream; errors name the file that failed."""
     from voicegui.voices.seedvc.checkpoints import CheckpointError
 
-    from .checkpoints import VoiceModelError, load_voice_model
-    from .onnx_model import OnnxModelError, OnnxSynthesizer
+    from .checkpoints import VoiceModelError
+    from .onnx_model import OnnxModelError
 
     if backend not in ("torch", "onnx"):
         raise PartsError(f"unknown backend '{backend}': torch or onnx")
@@ -204,21 +231,17 @@ def load_parts(
     if backend == "onnx":  # what onnxruntime runs on, as probed
         where = "cuda" if plan.requested[0] in PV.GPU_PROVIDERS else "cpu"
     chosen, notes = resolve_precision(backend, precision, where)
-    try:
-        if model.suffix.lower() == ".onnx":
-            synth = OnnxSynthesizer(model, threads=threads, plan=plan)
-            if backend == "torch" and chosen != "fp32":
-                notes.append(f"{model.name} is an ONNX file: its synthesizer runs as exported")
-        elif backend == "onnx":
+    if model.suffix.lower() == ".onnx" or backend == "torch":
+        synth = load_synth(model, dev, chosen, threads, plan)
+        if model.suffix.lower() == ".onnx" and backend == "torch" and chosen != "fp32":
+            notes.append(f"{model.name} is an ONNX file: its synthesizer runs as exported")
+    else:
+        try:
             synth = _load_onnx_synth(model, chosen, plan, threads, cache_dir, progress)
-        else:
-            synth = load_voice_model(model, dev)[0]
-            if chosen in ("bf16", "fp16"):
-                synth.set_trunk_dtype(P.dtype_of(chosen))
-    except (VoiceModelError, OnnxModelError) as exc:
-        raise PartsError(str(exc)) from exc
-    except OSError as exc:
-        raise PartsError(f"{model.name} cannot be read: {exc.strerror or exc}") from exc
+        except (VoiceModelError, OnnxModelError) as exc:
+            raise PartsError(str(exc)) from exc
+        except OSError as exc:
+            raise PartsError(f"{model.name} cannot be read: {exc.strerror or exc}") from exc
     version = "v1" if _feature_dim(synth) == 256 else "v2"
     try:
         if backend == "onnx":
@@ -234,8 +257,7 @@ def load_parts(
         primary = content.providers[0] if content.providers else PV.CPU
         provider = f"{PV.SHORT.get(primary, primary)} (onnxruntime, {chosen})"
     else:
-        name = {"cuda": "CUDA", "mps": "MPS", "cpu": "CPU"}.get(dev.type, dev.type)
-        provider = f"{name} (torch, {chosen})"
+        provider = torch_provider(dev, chosen)
     return RvcParts(synth, content, estimator, backend, chosen, dev, provider, warnings, notes)
 
 
