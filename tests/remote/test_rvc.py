@@ -41,10 +41,16 @@ def rvc_server(server, rvc_home):
 
 
 def geometry(rate: int) -> tuple[int, int, int, int]:
-    """The engine's layout for 0.1 s blocks: left 0.5 s + SOLA margin, right 20 ms."""
-    block, right = rate // 10, rate // 50
-    extra = rate // 50 + rate // 100  # crossfade + search
-    return block, rate // 2 + extra, right, extra
+    """The engine's own layout (block, left, right, SOLA margin) for 0.1 s blocks, 0.5 s of
+    left context, 20 ms crossfade and right context."""
+    from voicegui.engine.processor import geometry as engine_geometry
+    from voicegui.settings import EngineSettings
+
+    e = EngineSettings(
+        block_time=0.1, extra_left_time=0.5, crossfade_time=0.02, extra_right_time=0.02
+    )
+    g = engine_geometry(e, rate, rate)
+    return g.block, g.left, g.right, g.crossfade + g.search
 
 
 def windows(rate: int, n: int = N) -> list[np.ndarray]:
@@ -92,22 +98,27 @@ def run(voice, wins: list[np.ndarray], rate: int) -> list[np.ndarray]:
     return [voice.convert(w, info(rate, k)) for k, w in enumerate(wins)]
 
 
+_RTOL: dict[tuple[int, int], float] = {}
+
+
 def stream_rtol(local) -> float:
-    """The content encoder's and the synthesizer's rounding for one block (module doc)."""
+    """The content encoder's and the synthesizer's rounding for one block (module doc), for
+    the voice's kind (version and rate); computed once per kind."""
     import torch
 
     from voicegui.voices.rvc.hubert import load_hubert
     from voicegui.voices.rvc.shared_weights import installed_files
 
     rate = local.sample_rate
-    block, left, right, _ = geometry(rate)
-    window = left + block + right
-    frames = -(-window // (rate // 100))
-    shape = load_hubert(installed_files().hubert, torch.device("cpu")).shape
     v1 = local.stream.synth.config.feature_dim == 256  # v1 reads layer 9, projected
-    layers = 9 if v1 else shape.layers
-    content = rounding_rtol(hubert_fan_in_sum(shape, frames * 160, layers, v1))
-    return content + rtol_audio(local.stream.synth, frames)
+    if (v1, rate) not in _RTOL:
+        block, left, right, _ = geometry(rate)
+        frames = -(-(left + block + right) // (rate // 100))
+        shape = load_hubert(installed_files().hubert, torch.device("cpu")).shape
+        layers = 9 if v1 else shape.layers
+        content = rounding_rtol(hubert_fan_in_sum(shape, frames * 160, layers, v1))
+        _RTOL[(v1, rate)] = content + rtol_audio(local.stream.synth, frames)
+    return _RTOL[(v1, rate)]
 
 
 def renamed_copy(model: Path, folder: Path, tag: str) -> Path:
@@ -122,20 +133,13 @@ def renamed_copy(model: Path, folder: Path, tag: str) -> Path:
     return out
 
 
-@pytest.fixture(scope="module")
-def tolerance_cache() -> dict:
-    return {}
-
-
-def test_remote_rvc_equals_local_and_a_file_is_sent_once(
-    rvc_server, rvc_assets, tmp_path, tolerance_cache
-):
+def test_remote_rvc_equals_local_and_a_file_is_sent_once(rvc_server, rvc_assets, tmp_path):
     model = renamed_copy(kit_model(rvc_assets, "v2"), tmp_path, "sent")
     local = local_voice(model)
     rate = local.sample_rate
     wins = windows(rate)
     want = run(local, wins, rate)
-    rtol = tolerance_cache.setdefault(rate, stream_rtol(local))
+    rtol = stream_rtol(local)
     steps: list[tuple[int, int]] = []
     first = remote(rvc_server, str(model), progress=lambda stage, i, n: steps.append((i, n)))
     try:
@@ -148,9 +152,7 @@ def test_remote_rvc_equals_local_and_a_file_is_sent_once(
     np.testing.assert_array_equal(got[0], 0.0)  # before the first reply: silence
     for k in range(1, N):
         assert_rel(got[k], want[k - 1], rtol, f"block {k - 1}")
-    worst = max(
-        np.abs(got[k] - want[k - 1]).max() / np.abs(want[k - 1]).max() for k in range(1, N)
-    )
+    worst = max(np.abs(got[k] - want[k - 1]).max() / np.abs(want[k - 1]).max() for k in range(1, N))
     print(f"\nremote RVC vs local: {worst:.2g} of the peak (tolerance {rtol:.2g})")
     again = remote(rvc_server, str(model))
     try:
@@ -169,7 +171,7 @@ def test_remote_rvc_equals_local_and_a_file_is_sent_once(
         assert_rel(shifted, want[0], rtol, "another pitch")
 
 
-def test_the_index_goes_with_the_voice(rvc_server, rvc_assets, tmp_path, tolerance_cache):
+def test_the_index_goes_with_the_voice(rvc_server, rvc_assets, tmp_path):
     """A voice with its index: both reach the server and the blend is the local one's."""
     from tests.rvc.installed import kit_index
 
@@ -188,7 +190,7 @@ def test_the_index_goes_with_the_voice(rvc_server, rvc_assets, tmp_path, toleran
     # the blend adds a float32 weighted mean of 8 neighbours (a few roundings of values the
     # size of the features) to the stream's rounding; the neighbours themselves are the same
     # on both sides unless two distances tie within the features' rounding
-    rtol = tolerance_cache.setdefault(rate, stream_rtol(local))
+    rtol = stream_rtol(local)
     for k in range(1, 3):
         assert_rel(got[k], want[k - 1], rtol, f"block {k - 1}")
     plain = run(local_voice(model), wins[:1], rate)[0]  # negative control: no index
@@ -196,7 +198,7 @@ def test_the_index_goes_with_the_voice(rvc_server, rvc_assets, tmp_path, toleran
         assert_rel(got[1], plain, rtol, "without the index")
 
 
-def test_the_servers_own_voice_by_name(rvc_server, rvc_assets, tolerance_cache):
+def test_the_servers_own_voice_by_name(rvc_server, rvc_assets):
     """The app does not hold this voice: its name reaches the server's library."""
     local = local_voice(kit_model(rvc_assets, "v1"))
     rate = local.sample_rate
@@ -209,7 +211,7 @@ def test_the_servers_own_voice_by_name(rvc_server, rvc_assets, tolerance_cache):
         got = run(voice, wins, rate)
     finally:
         voice.close()
-    rtol = tolerance_cache.setdefault(("v1", rate), stream_rtol(local))
+    rtol = stream_rtol(local)
     for k in range(1, 3):
         assert_rel(got[k], want[k - 1], rtol, f"block {k - 1}")
 
@@ -278,7 +280,7 @@ def test_wrong_damaged_or_unsafe_files_are_refused_and_not_kept(rvc_server, tmp_
         conn.close()
 
 
-def test_two_rvc_streams_keep_their_own_state(rvc_server, rvc_assets, tolerance_cache):
+def test_two_rvc_streams_keep_their_own_state(rvc_server, rvc_assets):
     """Two streams of one voice at different pitches, blocks interleaved: each gives what its
     own local voice gives."""
     model = kit_model(rvc_assets, "v2")
@@ -305,7 +307,7 @@ def test_two_rvc_streams_keep_their_own_state(rvc_server, rvc_assets, tolerance_
     finally:
         for v in voices:
             v.close()
-    rtol = tolerance_cache.setdefault(rate, stream_rtol(locals_[0]))
+    rtol = stream_rtol(locals_[0])
     for i in range(2):
         assert len(outs[i]) == len(wins)
         for k in range(1, len(wins)):
@@ -314,7 +316,7 @@ def test_two_rvc_streams_keep_their_own_state(rvc_server, rvc_assets, tolerance_
         assert_rel(outs[0][2], alone[1][1], rtol, "stream 0 against stream 1")
 
 
-def test_a_live_pitch_change_reaches_the_servers_stream(rvc_server, rvc_assets, tolerance_cache):
+def test_a_live_pitch_change_reaches_the_servers_stream(rvc_server, rvc_assets):
     """The pitch moves between blocks, as the window's slider moves it: the server's stream
     changes at the same block as the local voice, without a new stream."""
     model = kit_model(rvc_assets, "v2")
@@ -334,7 +336,7 @@ def test_a_live_pitch_change_reaches_the_servers_stream(rvc_server, rvc_assets, 
         assert voice._stream == stream  # the same stream, its state kept
     finally:
         voice.close()
-    rtol = tolerance_cache.setdefault(rate, stream_rtol(local))
+    rtol = stream_rtol(local)
     for k in range(1, 4):
         assert_rel(got[k], want[k - 1], rtol, f"block {k - 1}")
     old = run(local_voice(model), wins[:3], rate)[2]  # negative control: block 2, old pitch
@@ -342,7 +344,7 @@ def test_a_live_pitch_change_reaches_the_servers_stream(rvc_server, rvc_assets, 
         assert_rel(got[3], old, rtol, "the old pitch")
 
 
-def test_an_onnx_voice_file_runs_on_the_server(rvc_server, rvc_assets, tmp_path, tolerance_cache):
+def test_an_onnx_voice_file_runs_on_the_server(rvc_server, rvc_assets, tmp_path):
     """A voice exported to ONNX (voicegui's layout) is sent and run by onnxruntime there, as
     here: the same graph, the same onnxruntime build and one thread on both sides."""
     import torch
@@ -363,7 +365,7 @@ def test_an_onnx_voice_file_runs_on_the_server(rvc_server, rvc_assets, tmp_path,
         got = run(voice, wins, rate)
     finally:
         voice.close()
-    rtol = tolerance_cache.setdefault(rate, stream_rtol(local_voice(pth)))
+    rtol = stream_rtol(local_voice(pth))
     for k in range(1, 3):
         assert_rel(got[k], want[k - 1], rtol, f"block {k - 1}")
     other = run(local_voice(model, pitch=PITCH + 1), wins[:1], rate)[0]  # negative control

@@ -108,8 +108,10 @@ def wav16k(speech_48k) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def hubert(rvc_assets):
+    threads = torch.get_num_threads()
     torch.set_num_threads(2)
-    return load_hubert(rvc_assets / "hubert_base")
+    yield load_hubert(rvc_assets / "hubert_base")
+    torch.set_num_threads(threads)  # process-wide: later tests get theirs back
 
 
 @pytest.fixture(scope="module")
