@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +18,29 @@ pytest_plugins = ["tests.pipewire", "tests.voice_server"]
 OUTPUT_DIR = Path(__file__).resolve().parent.parent / "test-output"
 
 
+CALL_PASSED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.when == "call":
+        item.stash[CALL_PASSED] = report.passed
+    return report
+
+
 @pytest.fixture(autouse=True)
-def voicegui_home(tmp_path_factory, monkeypatch) -> Path:
-    """Every test gets its own config/presets/models/logs folder."""
+def voicegui_home(request, tmp_path_factory, monkeypatch) -> Iterator[Path]:
+    """Every test gets its own config/presets/models/logs folder, kept only if the test failed.
+
+    Many tests install model files into it (up to ~600 MB each), so keeping every one would fill
+    the disk in a single run.
+    """
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("VOICEGUI_HOME", str(home))
-    return home
+    yield home
+    if request.node.stash.get(CALL_PASSED, False):
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
