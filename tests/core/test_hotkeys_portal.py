@@ -8,11 +8,11 @@ combinations as preferred triggers and push-to-talk gets press and release.
 from __future__ import annotations
 
 import threading
-import time
 
 import pytest
 
 from tests.core.dbus_session import HAVE_DBUS, Portal, session_bus
+from tests.waiting import wait_until
 from voicegui.hotkeys.backend import NoBackend, choose_backend
 from voicegui.hotkeys.bindings import Bindings, parse
 from voicegui.hotkeys.portal import PortalBackend, portal_version, trigger
@@ -28,15 +28,6 @@ def bus(monkeypatch):
     with session_bus() as address:
         monkeypatch.setenv("DBUS_SESSION_BUS_ADDRESS", address)
         yield address
-
-
-def wait_for(condition, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 def test_no_portal_on_the_bus_means_not_offered(bus):
@@ -91,22 +82,22 @@ def test_bound_shortcuts_give_press_and_release(bus):
         assert isinstance(backend, PortalBackend)
         assert "GlobalShortcuts v2" in backend.status().text
         backend.start(bindings, emit)
-        assert wait_for(lambda: backend.listening), backend.status()
+        assert wait_until(lambda: backend.listening), backend.status()
         # what the desktop was asked for, and what it says it assigned
         asked = {sid: props["preferred_trigger"][1] for sid, props in portal.bound}
         assert asked == {"push_to_talk": "F9", "mute": "CTRL+ALT+m"}
         assert backend.assigned == {"push_to_talk": "F9", "mute": "Ctrl+Alt+N"}
         assert "Mute (toggle): Ctrl+Alt+N" in backend.status().detail  # the dialog shows it
         portal.press("push_to_talk", True)
-        assert wait_for(lambda: ("push_to_talk", True) in events)
+        assert wait_until(lambda: ("push_to_talk", True) in events)
         portal.press("push_to_talk", False)
         portal.press("teleport", True)  # not ours: ignored
         portal.press("mute", True)
-        assert wait_for(lambda: len(events) >= 3)
+        assert wait_until(lambda: len(events) >= 3)
         assert events == [("push_to_talk", True), ("push_to_talk", False), ("mute", True)]
         backend.stop()
         assert not backend.listening
-        assert wait_for(lambda: portal.closed)  # the session is closed on the portal's side too
+        assert wait_until(lambda: portal.closed)  # the session is closed on the portal's side too
         assert ("mute", False) in events  # what was held ends with the listener
 
 
@@ -125,9 +116,9 @@ def test_a_cancelled_dialog_is_reported_and_push_to_talk_stays_off(bus):
         svc = HotkeyService(host, backend_factory=lambda: choose_backend("linux", WAYLAND))
         try:
             svc.apply(Bindings().with_key("push_to_talk", parse("f9")))
-            assert wait_for(lambda: "cancelled" in svc.state().status.text)
+            assert wait_until(lambda: "cancelled" in svc.state().status.text)
             state = svc.state()
             assert not state.listening and not state.status.usable
-            assert wait_for(lambda: host.talk == (False, False, False))  # not silent for nothing
+            assert wait_until(lambda: host.talk == (False, False, False))  # not silent for nothing
         finally:
             svc.close()

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.waiting import wait_until
 from voicegui.audio.virtual_mic import DISPLAY_NAME, SINK_NAME, SOURCE_NAME
 from voicegui.engine.client import AudioHost, RemoteEngine
 from voicegui.settings import DeviceRef, Settings, with_changes
@@ -44,15 +45,6 @@ def engine_settings(virtual_mic: bool = True, **voice) -> Settings:
         engine={"block_time": 0.02, "gate_threshold_db": -90.0},
         voice=voice,
     )
-
-
-def wait_until(condition, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 @pytest.fixture

@@ -40,6 +40,7 @@ from tests.packaging.pipewire import MICROPHONE, OUTPUT, missing_tools, virtual_
 from tests.packaging.test_bundle import builder
 from tests.pipewire import PipeWire
 from tests.signals import espeak, frame_f0
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.append(str(ROOT / "packaging"))  # appended: packaging/build.py must not shadow PyPI's
@@ -206,15 +207,6 @@ def user(tmp_path_factory, pipewire, build, facts):
     yield user
     if user.wine is not None:
         user.wine.kill()
-
-
-def wait_until(condition, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
 
 
 @pytest.fixture(scope="module")
