@@ -58,6 +58,7 @@ def run_live(
             settings = _send_to_apps(host, settings, err)
             if settings is None:
                 return 2
+            _warn_about_input(host, settings, err)
             if info is not None and (info.neural or info.needs_reference):
                 print(f"Loading {info.label}…", file=err, flush=True)
                 voice = host.build_voice(settings.voice, reference, None, reference is not None)
@@ -151,6 +152,17 @@ def _send_to_apps(host: AudioHost, settings: Settings, err: TextIO) -> Settings 
         return None
     print(cable.advice, file=err)
     return with_changes(settings, audio={"output": cable.output, "virtual_mic": False})
+
+
+def _warn_about_input(host: AudioHost, settings: Settings, err: TextIO) -> None:
+    """Say so when the input is not a microphone: a virtual cable's recording end, or one the
+    voice plays into (it would feed back into itself)."""
+    from voicegui.audio.cables import input_warning
+
+    audio = settings.audio
+    text = input_warning(host.devices()[1], audio.input, (audio.output, audio.monitor))
+    if text:
+        print(f"warning: {text}", file=err, flush=True)
 
 
 def live_settings(base: Settings, input_dev: str | None, output_dev: str | None,

@@ -9,10 +9,12 @@ import os
 
 import pytest
 
-from voicegui.audio.cables import cable_for, find_cables, missing_advice
+from voicegui.audio.cables import cable_for, find_cables, input_warning, missing_advice
 from voicegui.audio.device_info import DeviceInfo
 from voicegui.audio.virtual_mic import (
+    DISPLAY_NAME,
     MISSING_ROUTE,
+    SINK_DESCRIPTION,
     SINK_NAME,
     SOURCE_NAME,
     VirtualMicError,
@@ -112,6 +114,42 @@ def test_without_a_cable_the_advice_says_which_to_install_and_why():
     # installed, but the device lists show another host API
     other = missing_advice("win32", WINDOWS, "Windows DirectSound")
     assert "VB-CABLE" in other and WASAPI in other and "vb-audio.com" not in other
+
+
+def test_a_cables_recording_end_as_the_input_is_named_and_a_loop_through_it_is_called_one():
+    mic = DeviceRef(WASAPI, "Microphone (Realtek(R) Audio)")
+    speakers = DeviceRef(WASAPI, "Speakers (Realtek(R) Audio)")
+    cable_in = DeviceRef(WASAPI, "CABLE Input (VB-Audio Virtual Cable)")
+    cable_out = DeviceRef(WASAPI, "CABLE Output (VB-Audio Virtual Cable)")
+    # the voice plays into the cable, as output or as monitor, and the input records the cable
+    for outputs in ((cable_in, DeviceRef()), (speakers, cable_in)):
+        text = input_warning(WINDOWS, cable_out, outputs)
+        assert "feed back" in text and f'"{cable_in.name}"' in text
+    # the voice goes elsewhere: still not a microphone, and the text says what it hears
+    text = input_warning(WINDOWS, cable_out, (speakers,))
+    assert "recording end of a virtual cable (VB-CABLE)" in text and "feed back" not in text
+    # MME's names, cut at 31 characters, on both ends
+    mme = [*WINDOWS, dev("CABLE Output (VB-Audio Virtual ", MME, 0, 2)]
+    cut_in, cut_out = DeviceRef(MME, "CABLE Input (VB-Audio Virtual C"), mme[-1].ref
+    assert "feed back" in input_warning(mme, cut_out, (cut_in,))
+    # macOS: one device both ways
+    mac = [dev("BlackHole 2ch", CORE, 2, 2), dev("MacBook Pro Microphone", CORE, 0, 1)]
+    blackhole = DeviceRef(CORE, "BlackHole 2ch")
+    assert "feed back" in input_warning(mac, blackhole, (blackhole,))
+    # negative controls: microphones, the default input, and names that only look alike
+    assert input_warning(WINDOWS, mic, (cable_in,)) == ""
+    assert input_warning(WINDOWS, DeviceRef(WASAPI), (cable_in,)) == ""
+    assert input_warning(mac, DeviceRef(CORE, "MacBook Pro Microphone"), (blackhole,)) == ""
+    for name in ("CABLE Outputs", "CABLE-A Output (VB-Audio Cable A)", "BlackHole 16ch"):
+        assert input_warning([*WINDOWS, *mac], DeviceRef(WASAPI, name), (cable_in,)) == ""
+
+
+def test_voicegui_s_own_virtual_microphone_as_the_input_is_a_loop():
+    # as the sound server describes it, as its node (JACK through pipewire-jack), as a monitor
+    for name in (DISPLAY_NAME, SOURCE_NAME, f"Monitor of {SINK_DESCRIPTION}"):
+        text = input_warning([], DeviceRef("JACK Audio Connection Kit", name), ())
+        assert "own virtual microphone" in text and "feed back" in text
+    assert input_warning([], DeviceRef("ALSA", "pipewire"), ()) == ""
 
 
 def test_portaudio_reaches_the_virtual_mic_through_pipewire_else_pulse_else_says_what_is_missing():

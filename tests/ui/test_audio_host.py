@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from tests.ui.conftest import pick_jack, start
+from tests.waiting import wait_until
 from voicegui.audio import jack
+from voicegui.audio.virtual_mic import SOURCE_NAME
 
 pytestmark = pytest.mark.jack
 
@@ -257,6 +259,7 @@ def test_live_runs_the_audio_host_without_a_window(jack_server):
     assert summary["latency"]["end_to_end_ms"] > 0
     lines = [line for line in done.stderr.splitlines() if "latency" in line and "RTF" in line]
     assert len(lines) >= 2  # one status line a second
+    assert "warning" not in done.stderr  # JACK's system capture is a microphone
     assert set(jack.ports()) <= before  # the streams are gone
 
 
@@ -268,3 +271,23 @@ def test_live_names_the_devices_when_one_is_unknown(jack_server):
     )  # fmt: skip
     assert done.returncode == 2
     assert "nope" in done.stderr and "system" in done.stderr  # what exists is listed
+
+
+def test_live_warns_when_the_input_is_voicegui_s_own_virtual_microphone(jack_server):
+    """A JACK client named like the virtual microphone (as pipewire-jack shows it) as the input:
+    the run goes on, and says the voice would feed back into itself."""
+    api = jack_server["hostapi"]
+    metro = subprocess.Popen(["jack_metro", "-n", SOURCE_NAME, "-b", "120"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        assert wait_until(lambda: any(p.startswith(f"{SOURCE_NAME}:") for p in jack.ports()))
+        done = subprocess.run(
+            [sys.executable, "-m", "voicegui", "live", "--input", f"{api}:{SOURCE_NAME}",
+             "--output", f"{api}:system", "--seconds", "1"],
+            capture_output=True, text=True, cwd=ROOT, timeout=60,
+        )  # fmt: skip
+    finally:
+        metro.terminate()
+        metro.wait(10)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "own virtual microphone" in done.stderr and "feed back" in done.stderr

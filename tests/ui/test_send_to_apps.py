@@ -148,3 +148,26 @@ def test_a_fresh_windows_install_starts_on_wasapi_not_portaudios_default_mme(qtb
     other.set_audio(AudioSettings())
     other.rescan()
     assert other.hostapi.currentText() == "MME"
+
+
+def test_the_panel_warns_when_the_input_records_the_cable_the_voice_plays_into(qtbot):
+    cable_in, cable_out = (
+        "CABLE Input (VB-Audio Virtual Cable)",
+        "CABLE Output (VB-Audio Virtual Cable)",
+    )
+    devices = [
+        _dev("Microphone (Realtek(R) Audio)", WASAPI, 0, 2),
+        _dev(cable_out, WASAPI, 0, 2),
+        _dev(cable_in, WASAPI),
+    ]
+    panel = _panel(qtbot, devices, "win32", cable_in)
+    assert not panel.input_note.isVisibleTo(panel)
+    changes: list[dict] = []
+    panel.changed.connect(changes.append)
+    assert panel.select("input", cable_out)
+    assert changes == [{"input": DeviceRef(WASAPI, cable_out)}]
+    panel.set_audio(replace(panel._audio, input=DeviceRef(WASAPI, cable_out)))  # the answer
+    assert panel.input_note.isVisibleTo(panel) and "feed back" in panel.input_note.text()
+    # the microphone chosen again: the warning goes
+    panel.set_audio(replace(panel._audio, input=DeviceRef(WASAPI, "Microphone (Realtek(R) Audio)")))
+    assert not panel.input_note.isVisibleTo(panel)

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from voicegui.audio.device_info import DeviceInfo
+from voicegui.audio.virtual_mic import DISPLAY_NAME, SINK_DESCRIPTION, SOURCE_NAME
 from voicegui.settings import DeviceRef
 
 
@@ -54,6 +55,10 @@ KINDS = (
         "In VoiceMeeter, send that input strip to its virtual bus (B1; Aux: B2; VAIO3: B3).",
     ),
 )
+
+# how voicegui's own virtual microphone (Linux) shows in device lists: its description, its node
+# name (JACK through pipewire-jack), and the sink it is made from
+OWN_MIC_NAMES = (DISPLAY_NAME, SOURCE_NAME, SINK_DESCRIPTION)
 
 INSTALL = {
     "win32": (
@@ -111,3 +116,47 @@ def missing_advice(platform: str, devices: Iterable[DeviceInfo] = (), hostapi: s
             f"{c.output.hostapi} host API to use it."
         )
     return INSTALL.get(platform, INSTALL["win32"] if platform.startswith("win") else "")
+
+
+def _is_recording_end(name: str, pick: str) -> bool:
+    """``name`` is the cable's recording device: its name, or that name followed by what the
+    driver adds ("CABLE Output (VB-Audio Virtual Cable)"; MME's cut at 31 characters falls after
+    every recording end's name)."""
+    name, pick = name.strip().casefold(), pick.casefold()
+    return name.startswith(pick) and (len(name) == len(pick) or not name[len(pick)].isalnum())
+
+
+def input_warning(
+    devices: Iterable[DeviceInfo], input_ref: DeviceRef, outputs: Iterable[DeviceRef]
+) -> str:
+    """Why the chosen input is not a microphone, or "" when it may be one.
+
+    The recording end of a virtual cable only hears what is played into the cable; when that is
+    voicegui's own output (or monitor), the voice would feed back into itself and howl.
+    ``outputs``: the output and monitor the voice plays into.
+    """
+    name = input_ref.name
+    if not name:
+        return ""
+    lowered = name.casefold()
+    if any(own.casefold() in lowered for own in OWN_MIC_NAMES):
+        return (
+            f'"{name}" is voicegui\'s own virtual microphone: the voice would feed back into '
+            "itself. Choose your microphone as the Input."
+        )
+    chosen = {ref.name for ref in outputs if ref.name}
+    recording = [c for c in find_cables(devices) if _is_recording_end(name, c.pick)]
+    if not recording:
+        return ""
+    loop = next((c for c in recording if c.output.name in chosen), None)
+    if loop is not None:
+        return (
+            f'"{name}" records what plays into "{loop.output.name}", where the voice goes: it '
+            "would feed back into itself. Choose your microphone as the Input."
+        )
+    cable = recording[0]
+    return (
+        f'"{name}" is the recording end of a virtual cable ({cable.product}), not a microphone: '
+        f'it hears only what plays into "{cable.output.name}". Choose your microphone as the '
+        "Input."
+    )

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from voicegui.audio.cables import cable_for, find_cables, missing_advice
+from voicegui.audio.cables import cable_for, find_cables, input_warning, missing_advice
 from voicegui.audio.device_info import COMMON_RATES, PREFERRED_HOSTAPIS, DeviceInfo
 from voicegui.audio.virtual_mic import DISPLAY_NAME
 from voicegui.settings import AudioSettings, DeviceRef
@@ -95,6 +95,12 @@ class DevicePanel(QWidget):
         self.input = QComboBox()
         self.input.setAccessibleName("Input device")
         self.input.setToolTip("The microphone the voice changer listens to.")
+        # says when the chosen input is not a microphone (a cable's recording end, a loop)
+        self.input_note = QLabel()
+        self.input_note.setWordWrap(True)
+        self.input_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.input_note.setAccessibleName("Input warning")
+        self.input_note.hide()
         self.channel = QSpinBox()
         self.channel.setRange(1, 64)
         self.channel.setAccessibleName("Input channel")
@@ -174,6 +180,7 @@ class DevicePanel(QWidget):
         in_row.addWidget(QLabel("ch"))
         in_row.addWidget(self.channel)
         form.addRow(self._label("&Input", self.input), in_row)
+        form.addRow("", self.input_note)
         form.addRow(self._label("&Output", self.output), self.output)
         form.addRow(self._label("&Monitor", self.monitor), self.monitor)
         form.addRow("", self.send_to_apps)
@@ -312,6 +319,9 @@ class DevicePanel(QWidget):
             combo.setCurrentIndex(i)
             combo.blockSignals(False)
         self._show_send_to_apps(audio, api)
+        warning = input_warning(self._devices, audio.input, (audio.output, audio.monitor))
+        self.input_note.setText(f"\N{WARNING SIGN} {warning}" if warning else "")
+        self.input_note.setVisible(bool(warning))
         wasapi = "WASAPI" in api
         self.exclusive.blockSignals(True)
         self.exclusive.setChecked(audio.wasapi_exclusive and wasapi)
