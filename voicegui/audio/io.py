@@ -26,6 +26,9 @@ from voicegui.settings import AudioSettings
 
 UNDERRUN_RAMP = 64  # samples of fade-in when the output resumes after running dry
 STATS_INTERVAL = 0.25  # s between reads of PortAudio's status-flag counters
+# a reported device latency above this is not a buffer but an unset value: a JACK client that
+# never set its ports' latency reports JACK's "unknown" (2**32 frames, about 24 hours at 48 kHz)
+MAX_REPORTED_LATENCY = 10.0  # s
 
 
 def _pow2(n: int) -> int:
@@ -426,8 +429,10 @@ class AudioIO:
             return 0.0, 0.0
         first = self.streams[0]
         if isinstance(first.latency, tuple):
-            return float(first.latency[0]), float(first.latency[1])
-        return float(first.latency), float(self.streams[1].latency)
+            reported = float(first.latency[0]), float(first.latency[1])
+        else:
+            reported = float(first.latency), float(self.streams[1].latency)
+        return _plausible(reported[0]), _plausible(reported[1])
 
     def callback_frames(self, wait: float = 0.5) -> int:
         """Largest callback size (for sizing the output headroom).
@@ -457,3 +462,8 @@ def _latency(value: str) -> str | float:
         return float(value)
     except ValueError:
         return "low"
+
+
+def _plausible(latency: float) -> float:
+    """A device's reported latency, or 0 (not known) when the value cannot be a real buffer."""
+    return latency if 0.0 <= latency <= MAX_REPORTED_LATENCY else 0.0
