@@ -13,8 +13,9 @@ import pytest
 from tests.signals import espeak
 
 JACK = "JACK Audio Connection Kit"
-# pipewire_server: a headless PipeWire server; voice_server: a real `voicegui serve` on localhost
-pytest_plugins = ["tests.pipewire", "tests.voice_server"]
+# pipewire_server: a headless PipeWire server; voice_server: a real `voicegui serve` on localhost;
+# the RVC kit's fixtures, one instance each for the whole run (its weights are installed once)
+pytest_plugins = ["tests.pipewire", "tests.voice_server", "tests.rvc.kit"]
 OUTPUT_DIR = Path(__file__).resolve().parent.parent / "test-output"
 
 

@@ -130,34 +130,34 @@ def served_model_dir(request, tmp_path_factory) -> Path:
     return write_published_layout(kit, tmp_path_factory.mktemp("seedvc-model"))
 
 
-def install_rvc_on_server(home: Path) -> bool:
-    """The RVC kit's shared weights and its v1 voice (as SERVER_LIBRARY_VOICE) installed in the
-    server's home, as `voicegui models import rvc` and `voicegui rvc import` do there; False
+def install_rvc_on_server(home: Path, request: pytest.FixtureRequest) -> bool:
+    """The RVC kit's shared weights (the run's one install, linked) and its v1 voice (as
+    SERVER_LIBRARY_VOICE, as `voicegui rvc import` adds it there) in the server's home; False
     when there is no RVC kit."""
-    from tests.rvc.conftest import build_rvc_assets, rvc_kit_dir
     from tests.rvc.installed import kit_model
+    from tests.rvc.kit import rvc_kit_dir
 
-    kit = rvc_kit_dir()
-    if not (kit / "expected.npz").is_file():
+    if not (rvc_kit_dir() / "expected.npz").is_file():
         return False
-    assets = build_rvc_assets(kit)
+    installed = request.getfixturevalue("rvc_installed_weights")
+    assets = request.getfixturevalue("rvc_assets")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("VOICEGUI_HOME", str(home))
-        from voicegui import modelhub
+        from voicegui import paths
         from voicegui.voices.rvc import library
 
-        modelhub.import_dir("rvc", assets)
+        (paths.models_dir() / "rvc").symlink_to(installed, target_is_directory=True)
         library.import_model(kit_model(assets, "v1"), name=SERVER_LIBRARY_VOICE)
     return True
 
 
 @pytest.fixture(scope="session")
-def voice_server(served_model_dir, tmp_path_factory):
+def voice_server(served_model_dir, tmp_path_factory, request):
     """One running server for the whole run (started again by tests that kill it), serving
     RVC too where the RVC kit is there (``voice_server.rvc``)."""
     need_serve_python()
     home = tmp_path_factory.mktemp("serve-home")
-    rvc = install_rvc_on_server(home)
+    rvc = install_rvc_on_server(home, request)
     extra = ("--voices", "seedvc,rvc") if rvc else ()
     srv = ServerProcess(served_model_dir, home, free_port(), extra=extra)
     srv.rvc = rvc

@@ -8,12 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.rvc.conftest import (  # noqa: F401 (fixtures)
-    rvc_assets,
-    rvc_home,
-    rvc_installed_weights,
-    rvc_kit,
-)
 from tests.seedvc.conftest import (  # noqa: F401 (fixtures)
     kit_checkpoints,
     kit_inputs,

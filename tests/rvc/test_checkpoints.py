@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.rvc.conftest import rvc_kit_dir
+from tests.rvc.kit import rvc_kit_dir
 from tests.rvc.kit_tables import stream_block_features, stream_blocks, upsample_features
 from tests.rvc.model_files import (
     UPSTREAM_CONFIGS,

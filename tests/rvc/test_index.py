@@ -26,12 +26,12 @@ import numpy as np
 import pytest
 import torch
 
-from tests.rvc.conftest import rvc_kit_dir
 from tests.rvc.index_rounding import (
     blend_rounding_tolerance,
     distance_tolerance,
     searched_blend_tolerance,
 )
+from tests.rvc.kit import rvc_kit_dir
 from tests.rvc.kit_tables import offline_runs, stream_blocks, stream_settings
 from voicegui.voices.rvc.index import NEIGHBOURS, FeatureIndex, FeatureIndexError, apply_index
 

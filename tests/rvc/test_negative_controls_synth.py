@@ -12,7 +12,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.rvc.conftest import rvc_kit_dir
+from tests.rvc.kit import rvc_kit_dir
 from tests.rvc.kit_tables import (
     offline_runs,
     stream_block_features,

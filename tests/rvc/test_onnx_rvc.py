@@ -17,7 +17,7 @@ import onnx
 import pytest
 import torch
 
-from tests.rvc.conftest import rvc_kit_dir
+from tests.rvc.kit import rvc_kit_dir
 from tests.rvc.kit_tables import (
     offline_runs,
     stream_block_features,

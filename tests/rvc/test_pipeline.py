@@ -26,7 +26,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.rvc.conftest import rvc_kit_dir
+from tests.rvc.kit import rvc_kit_dir
 from tests.rvc.kit_tables import offline_runs
 from tests.rvc.synth_rounding import rtol_audio
 from voicegui.voices.rvc.checkpoints import load_voice_model

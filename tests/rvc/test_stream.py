@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 import torch
 
-from tests.rvc.conftest import rvc_kit_dir
 from tests.rvc.index_rounding import searched_blend_tolerance
+from tests.rvc.kit import rvc_kit_dir
 from tests.rvc.kit_tables import stream_blocks, stream_settings
 from tests.rvc.synth_rounding import rtol_audio
 from voicegui.engine.sola import Sola

@@ -25,7 +25,7 @@ rmvpe_module = pytest.importorskip("voicegui.voices.rvc.rmvpe")
 fcpe_module = pytest.importorskip("voicegui.voices.rvc.fcpe")
 front_rounding = pytest.importorskip("tests.rvc.front_rounding")  # the resampler's tolerance
 
-from tests.rvc.conftest import rvc_kit_dir  # noqa: E402
+from tests.rvc.kit import rvc_kit_dir  # noqa: E402
 from tests.rvc.kit_tables import stream_blocks, stream_settings  # noqa: E402
 from tests.rvc.test_stream import engine_window  # noqa: E402
 from voicegui.engine.sola import Sola  # noqa: E402

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.rvc.conftest import build_rvc_assets, rvc_kit_dir
+from tests.rvc.kit import build_rvc_assets, rvc_kit_dir
 from tests.seedvc.conftest import REPO, write_published_layout
 from voicegui.threads import physical_cores
 

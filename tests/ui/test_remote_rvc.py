@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 
 from tests.remote.test_rvc import renamed_copy
-from tests.rvc.conftest import rvc_assets, rvc_kit  # noqa: F401 (fixtures)
 from tests.rvc.installed import kit_model
 from tests.ui.conftest import pick_jack
 from tests.ui.test_remote_gpu import BlockLog, press_test, type_into

@@ -16,7 +16,6 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from tests.rvc.conftest import rvc_assets, rvc_kit  # noqa: F401 (fixtures)
 from voicegui.ui.models import human_size
 from voicegui.ui.rvc_library import F0, INDEX, NAME, PITCH, RATE, SIZE, VERSION, RvcLibraryPanel
 from voicegui.voices.rvc import library

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.rvc.conftest import rvc_assets, rvc_kit  # noqa: F401 (fixtures)
 from tests.rvc.installed import kit_index, kit_model
 from tests.ui.conftest import pick_jack, start
 from voicegui.cli import main

@@ -1,4 +1,5 @@
-"""The RVC parity kit: inputs, expected outputs and random-weight checkpoints.
+"""The RVC parity kit: inputs, expected outputs and random-weight checkpoints (fixtures of the
+whole run, registered in tests/conftest.py, so that every folder shares one install).
 
 The kit folder comes from VOICEGUI_RVC_FIXTURES (default: ../shared/fixtures/rvc next to the
 repository), so the same tests run unchanged against any kit made the same way (its README).
