@@ -94,3 +94,40 @@ def test_whole_model_second_load_exports_nothing(model_files, onnx_cache, ort_fp
         OrtSeedVCModel.load(**model_files, device="cpu", precision=precision, cache_dir=onnx_cache)
     assert sum(EXPORT_COUNTS.values()) == before
     assert {p.name: p.stat().st_mtime_ns for p in onnx_cache.glob("*/model.onnx")} == folders
+
+
+def test_an_export_that_fails_leaves_no_entry_and_a_good_one_is_kept_per_source(tmp_path):
+    """The cache entry RVC's graphs use (the same publish and key as the stages above), with an
+    export that writes plain bytes: a failure half-way leaves nothing that a later load takes."""
+    import hashlib
+    import json
+
+    from voicegui.voices.rvc.onnx_content import MANIFEST, cached_graph
+
+    root, source = tmp_path / "cache", tmp_path / "hubert_base.pt"
+    source.write_bytes(b"weights")
+
+    def failing(out):
+        out.write_bytes(b"half a graph")
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space"):
+        cached_graph("content", "fp32", [source], failing, root)
+    assert [p.name for p in root.iterdir()] == ["hashes.json"]  # no entry, no temporary folder
+
+    written: list = []
+
+    def export(out):
+        written.append(out)
+        out.write_bytes(b"graph of " + source.read_bytes())
+
+    path = cached_graph("content", "fp32", [source], export, root)
+    assert path.read_bytes() == b"graph of weights"
+    manifest = json.loads((path.parent / MANIFEST).read_text(encoding="utf-8"))
+    assert manifest["sha256"] == [hashlib.sha256(b"weights").hexdigest()]
+    assert cached_graph("content", "fp32", [source], export, root) == path
+    assert len(written) == 1  # the second load found it
+    source.write_bytes(b"other weights")  # new contents: a new key, a new export
+    changed = cached_graph("content", "fp32", [source], export, root)
+    assert changed != path and changed.read_bytes() == b"graph of other weights"
+    assert len(written) == 2

@@ -118,6 +118,30 @@ def _write_json_atomic(path: Path, data: dict) -> None:
 # --------------------------------------------------------------------------- the cache
 
 
+def folder_key(**fields: object) -> str:
+    """The short hash in a cache folder's name: what was exported, from which files' contents,
+    by which exporter and opset."""
+    blob = json.dumps(fields, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def publish(folder: Path, build: Callable[[Path], dict]) -> None:
+    """Make the cache folder ``folder``: ``build(tmp)`` writes the model into a temporary sibling
+    and returns the manifest, which is written last; then the whole folder is renamed into place.
+    A crash or a concurrent reader never sees half an entry (no manifest, no entry)."""
+    tmp = folder.parent / f".tmp-{folder.name}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        manifest = build(tmp)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 @dataclass(frozen=True)
 class StageKey:
     stage: str
@@ -128,17 +152,13 @@ class StageKey:
 
     @property
     def key(self) -> str:
-        blob = json.dumps(
-            {
-                "stage": self.stage,
-                "precision": self.precision,
-                "sha256": list(self.digests),
-                "exporter": self.version,
-                "opset": OPSET,
-            },
-            sort_keys=True,
+        return folder_key(
+            stage=self.stage,
+            precision=self.precision,
+            sha256=list(self.digests),
+            exporter=self.version,
+            opset=OPSET,
         )
-        return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
     @property
     def folder_name(self) -> str:
@@ -193,17 +213,15 @@ class ExportCache:
         return {stage: self.path(key) for stage, key in keys.items()}
 
     def _build(self, key: StageKey, sources: Sources) -> None:
-        final = self.root / key.folder_name
-        tmp = self.root / f".tmp-{key.folder_name}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
         t0 = time.perf_counter()
-        try:
+
+        def build(tmp: Path) -> dict:
             if key.precision == "int8":
                 base = self.path(self.stage_key(key.stage, "fp32", sources))
                 quantize_int8(base, tmp / MODEL_FILE)
             else:
                 export_stage(key.stage, key.precision, sources, tmp / MODEL_FILE)
-            manifest = {
+            return {
                 "stage": key.stage,
                 "precision": key.precision,
                 "exporter_version": key.version,
@@ -212,13 +230,8 @@ class ExportCache:
                 "sha256": list(key.digests),
                 "seconds": round(time.perf_counter() - t0, 2),
             }
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-            if final.exists():
-                shutil.rmtree(final)
-            os.replace(tmp, final)
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+
+        publish(self.root / key.folder_name, build)
         EXPORT_COUNTS[(key.stage, key.precision)] += 1
         log.info("exported %s (%s) in %.1f s", key.stage, key.precision, time.perf_counter() - t0)
         self._remove_stale(key)
@@ -415,8 +428,19 @@ def export_stage(stage: str, precision: str, sources: Sources, out: Path) -> Non
 
 def quantize_int8(src: Path, out: Path) -> None:
     """Dynamic int8 quantisation of the MatMul weights (per channel, signed int8 weights)."""
+    from onnxruntime.quantization import QuantType
+
+    quantize_weights(src, out, "MatMul", per_channel=True, weight_type=QuantType.QInt8,
+                     external_data=True)  # fmt: skip
+
+
+def quantize_weights(
+    src: Path, out: Path, op_type: str, per_channel: bool, weight_type, external_data: bool = False
+) -> None:
+    """Dynamic quantisation (int8 weights, activations quantised per call) of every ``op_type``
+    node's weights in the graph ``src``, written to ``out``."""
     import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization import quantize_dynamic
 
     # The exporter annotates initializers with shapes in value_info; the quantizer transposes
     # Gemm weights into MatMuls and its shape inference then trips over those stale entries.
@@ -426,11 +450,17 @@ def quantize_int8(src: Path, out: Path) -> None:
     keep = [vi for vi in model.graph.value_info if vi.name not in weights]
     del model.graph.value_info[:]
     model.graph.value_info.extend(keep)
-    quantize_dynamic(
-        model,
-        str(out),
-        op_types_to_quantize=["MatMul"],
-        per_channel=True,
-        weight_type=QuantType.QInt8,
-        use_external_data_format=True,
-    )
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # its advice to pre-process the graph goes to the root logger
+    try:
+        quantize_dynamic(
+            model,
+            str(out),
+            op_types_to_quantize=[op_type],
+            per_channel=per_channel,
+            weight_type=weight_type,
+            use_external_data_format=external_data,
+        )
+    finally:
+        root.setLevel(level)

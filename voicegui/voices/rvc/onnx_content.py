@@ -15,11 +15,6 @@ model's version: the last layer (v2, 768-d) or ``final_proj`` of layer 9 (v1, 25
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import uuid
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -72,47 +67,15 @@ def export_content(hubert: HubertContent, version: str, path: Path) -> Path:
     return path
 
 
-def _folder_key(graph: str, precision: str, digests: list[str]) -> str:
-    blob = json.dumps(
-        {
-            "graph": graph,
-            "precision": precision,
-            "sha256": digests,
-            "exporter": EXPORTER_VERSION,
-            "opset": OPSET,
-        },
-        sort_keys=True,
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
-
-
 def quantize_convs_int8(src: Path, out: Path) -> None:
     """Dynamic int8 quantisation of every Conv (ConvInteger): per-tensor unsigned weights, the
     form onnxruntime's CPU kernel runs fast (measured: per-channel signed weights ran 4-6x
     slower than the fp32 graph)."""
-    import logging
+    from onnxruntime.quantization import QuantType
 
-    import onnx
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from voicegui.voices.onnx.export import quantize_weights
 
-    model = onnx.load(str(src))
-    weights = {t.name for t in model.graph.initializer}
-    keep = [vi for vi in model.graph.value_info if vi.name not in weights]
-    del model.graph.value_info[:]
-    model.graph.value_info.extend(keep)
-    root = logging.getLogger()
-    level = root.level
-    root.setLevel(logging.ERROR)  # its advice to pre-process the graph goes to the root logger
-    try:
-        quantize_dynamic(
-            model,
-            str(out),
-            op_types_to_quantize=["Conv"],
-            per_channel=False,
-            weight_type=QuantType.QUInt8,
-        )
-    finally:
-        root.setLevel(level)
+    quantize_weights(src, out, "Conv", per_channel=False, weight_type=QuantType.QUInt8)
 
 
 def cached_graph(
@@ -127,43 +90,46 @@ def cached_graph(
     """The ONNX file of ``graph`` at ``precision``, exported from ``sources`` by ``export(path)``
     (fp32) when not cached; int8 is ``quantize(fp32 file, out)`` (default: the MatMul weights)
     of the fp32 export, which is kept as well."""
-    from voicegui.voices.onnx.export import default_root, file_sha256, quantize_int8
+    from voicegui.voices.onnx.export import (
+        default_root,
+        file_sha256,
+        folder_key,
+        publish,
+        quantize_int8,
+    )
 
     if precision not in PRECISIONS:
         raise ValueError(f"ONNX precision must be one of {', '.join(PRECISIONS)}")
     root = Path(root) if root is not None else default_root()
     root.mkdir(parents=True, exist_ok=True)
     digests = [file_sha256(p, root) for p in sources]
-    folder = root / f"rvc-{graph}-{precision}-{_folder_key(graph, precision, digests)}"
+    key = folder_key(
+        graph=graph, precision=precision, sha256=digests, exporter=EXPORTER_VERSION, opset=OPSET
+    )
+    folder = root / f"rvc-{graph}-{precision}-{key}"
     if (folder / MANIFEST).is_file() and (folder / MODEL_FILE).is_file():
         return folder / MODEL_FILE
     if precision == "int8":
         base = cached_graph(graph, "fp32", sources, export, root, progress)
 
-        def build(out: Path) -> None:
+        def write(out: Path) -> None:
             (quantize or quantize_int8)(base, out)
     else:
-        build = export
-    if progress is not None:
-        progress(f"{graph} ({precision})", 0, 1)
-    tmp = root / f".tmp-{folder.name}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        build(tmp / MODEL_FILE)
-        manifest = {
+        write = export
+
+    def build(tmp: Path) -> dict:
+        write(tmp / MODEL_FILE)
+        return {
             "graph": graph,
             "precision": precision,
             "exporter_version": EXPORTER_VERSION,
             "sources": [str(p) for p in sources],
             "sha256": digests,
         }
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1), encoding="utf-8")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+
+    if progress is not None:
+        progress(f"{graph} ({precision})", 0, 1)
+    publish(folder, build)
     if progress is not None:
         progress(f"{graph} ({precision})", 1, 1)
     return folder / MODEL_FILE
