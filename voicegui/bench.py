@@ -234,11 +234,7 @@ def bench_loopback(
     try:
         try:
             host.ensure()
-            if info is not None and info.neural:
-                voice = host.build_voice(settings.voice, None, None, False)
-            else:
-                voice = host.create_voice(settings.voice)
-            engine = RemoteEngine(host, settings, voice)
+            engine = RemoteEngine(host, settings, host.voice_for(settings.voice))
             engine.start()
             result = host.call("measure_loopback", seconds, clicks, True, tone_hz, timeout=None)
         except HostError as exc:  # e.g. an unknown device: the message lists those that exist

@@ -59,11 +59,9 @@ def run_live(
             if settings is None:
                 return 2
             _warn_about_input(host, settings, err)
-            if info is not None and (info.neural or info.needs_reference):
+            if info is not None and info.heavy:
                 print(f"Loading {info.label}…", file=err, flush=True)
-                voice = host.build_voice(settings.voice, reference, None, reference is not None)
-            else:
-                voice = host.create_voice(settings.voice)
+            voice = host.voice_for(settings.voice, reference)
             engine = RemoteEngine(host, settings, voice)
             engine.start()
         except HostError as exc:  # an unknown device's message lists the devices that exist

@@ -226,3 +226,21 @@ def test_cli_library_voice_brings_its_default_pitch(rvc_home, rvc_assets):
 
     PresetStore().save("Mine", Settings(voice=VoiceSettings(voice="rvc", model="Bob", pitch=2.0)))
     assert settings("--preset", "Mine").pitch == 2.0
+
+
+def test_live_and_the_loopback_bench_get_the_voice_built_in_the_audio_host(rvc_home, rvc_assets):
+    """What `live` and `bench --loopback` ask the audio host for: an RVC voice is built (its
+    weights loaded, the compute devices it can use probed), the built-in voice created."""
+    from voicegui.engine.client import AudioHost
+
+    library.import_model(kit_model(rvc_assets), name="kit voice")
+    host = AudioHost().start()
+    try:
+        host.ensure()
+        rvc = host.voice_for(rvc_settings("kit voice").voice)
+        dsp = host.voice_for(VoiceSettings(voice="dsp"))
+        assert rvc.valid and dsp.valid and rvc.id != dsp.id
+        assert "cpu" in rvc.compute_devices  # said only by a voice that was built
+        assert dsp.compute_devices == ()
+    finally:
+        host.close()

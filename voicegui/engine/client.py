@@ -245,6 +245,18 @@ class AudioHost:
         voice.compute_devices = tuple(info.get("compute_devices", ()))
         return voice
 
+    def voice_for(
+        self, settings: VoiceSettings, reference: tuple[np.ndarray, int] | None = None
+    ) -> RemoteVoice:
+        """The voice ``settings`` names, for a run without a window: built when it is heavy (see
+        ``VoiceInfo.heavy``), else created."""
+        from voicegui.voices.catalog import VOICES
+
+        info = VOICES.get(settings.voice)
+        if info is not None and info.heavy:
+            return self.build_voice(settings, reference, None, reference is not None)
+        return self.create_voice(settings)
+
     def _voice(self, info: dict) -> RemoteVoice:
         voice = self._voices.get(info["id"])
         if voice is None:

@@ -74,7 +74,7 @@ def _voice_key(s: Settings) -> tuple[str, str, str, str]:
 def heavy(name: str) -> bool:
     """Voices whose building or reference work takes seconds: done in a worker."""
     info = VOICES.get(name)
-    return info is not None and (info.neural or info.needs_reference)
+    return info is not None and info.heavy
 
 
 def voice_label(name: str) -> str:

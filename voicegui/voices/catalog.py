@@ -13,6 +13,12 @@ class VoiceInfo:
     needs_reference: bool
     neural: bool
 
+    @property
+    def heavy(self) -> bool:
+        """Building it takes seconds (weights to load, a reference to embed): it is built in a
+        worker, with progress, rather than created."""
+        return self.neural or self.needs_reference
+
 
 VOICES = {
     "dsp": VoiceInfo(
