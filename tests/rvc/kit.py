@@ -10,7 +10,6 @@ upstream `assets/` layout, and cached under test-output/.
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,32 +17,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.parity_kits import kit_arrays, kit_folder, present_kit
+
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_KIT = REPO.parent / "shared" / "fixtures" / "rvc"
+KIT_VARIABLE = "VOICEGUI_RVC_FIXTURES"
 
 
 def rvc_kit_dir() -> Path:
-    return Path(os.environ.get("VOICEGUI_RVC_FIXTURES", DEFAULT_KIT))
+    return kit_folder("rvc", KIT_VARIABLE)
 
 
 @pytest.fixture(scope="session")
 def rvc_kit() -> Path:
-    path = rvc_kit_dir()
-    if not (path / "expected.npz").is_file():
-        pytest.skip(f"RVC parity kit not found at {path} (set VOICEGUI_RVC_FIXTURES)")
-    return path
+    return present_kit(rvc_kit_dir(), "RVC", KIT_VARIABLE)
 
 
 @pytest.fixture(scope="session")
 def rvc_inputs(rvc_kit: Path) -> dict[str, np.ndarray]:
-    with np.load(rvc_kit / "inputs.npz") as f:
-        return {k: f[k] for k in f.files}
+    return kit_arrays(rvc_kit / "inputs.npz")
 
 
 @pytest.fixture(scope="session")
 def rvc_expected(rvc_kit: Path) -> dict[str, np.ndarray]:
-    with np.load(rvc_kit / "expected.npz") as f:
-        return {k: f[k] for k in f.files}
+    return kit_arrays(rvc_kit / "expected.npz")
 
 
 def _kit_fingerprint(kit: Path) -> str:

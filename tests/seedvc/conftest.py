@@ -8,7 +8,6 @@ Checkpoints are written once by the kit's own make_checkpoints.py and cached und
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import subprocess
 import sys
@@ -18,8 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.parity_kits import kit_arrays, kit_folder, present_kit
+
 REPO = Path(__file__).resolve().parents[2]
-DEFAULT_KIT = REPO.parent / "shared" / "fixtures" / "seedvc"
+KIT_VARIABLE = "VOICEGUI_SEEDVC_FIXTURES"
 DIT = "dit_uvit_tat_xlsr_tiny_random.pth"
 CHECKPOINT_FILES = (DIT, "hift.pt", "campplus_cn_common.bin")
 
@@ -143,27 +144,22 @@ def read_kit_geometry(kit: Path) -> KitGeometry:
 
 
 def kit_dir() -> Path:
-    return Path(os.environ.get("VOICEGUI_SEEDVC_FIXTURES", DEFAULT_KIT))
+    return kit_folder("seedvc", KIT_VARIABLE)
 
 
 @pytest.fixture(scope="session")
 def seedvc_kit() -> Path:
-    path = kit_dir()
-    if not (path / "expected.npz").is_file():
-        pytest.skip(f"Seed-VC parity kit not found at {path} (set VOICEGUI_SEEDVC_FIXTURES)")
-    return path
+    return present_kit(kit_dir(), "Seed-VC", KIT_VARIABLE)
 
 
 @pytest.fixture(scope="session")
 def kit_inputs(seedvc_kit: Path) -> dict[str, np.ndarray]:
-    with np.load(seedvc_kit / "inputs.npz") as f:
-        return {k: f[k] for k in f.files}
+    return kit_arrays(seedvc_kit / "inputs.npz")
 
 
 @pytest.fixture(scope="session")
 def kit_expected(seedvc_kit: Path) -> dict[str, np.ndarray]:
-    with np.load(seedvc_kit / "expected.npz") as f:
-        return {k: f[k] for k in f.files}
+    return kit_arrays(seedvc_kit / "expected.npz")
 
 
 @pytest.fixture(scope="session")
