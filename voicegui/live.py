@@ -17,7 +17,7 @@ from typing import TextIO
 from voicegui.engine.audiofile import read_audio, to_mono
 from voicegui.engine.client import HOST_DIED, AudioHost, HostError, RemoteEngine
 from voicegui.settings import DeviceRef, Settings, with_changes
-from voicegui.voices.catalog import VOICES
+from voicegui.voices.catalog import VOICES, heavy
 
 
 def parse_device(text: str | None) -> DeviceRef | None:
@@ -59,7 +59,7 @@ def run_live(
             if settings is None:
                 return 2
             _warn_about_input(host, settings, err)
-            if info is not None and info.heavy:
+            if heavy(settings.voice.voice):
                 print(f"Loading {info.label}…", file=err, flush=True)
             voice = host.voice_for(settings.voice, reference)
             engine = RemoteEngine(host, settings, voice)

@@ -249,11 +249,10 @@ class AudioHost:
         self, settings: VoiceSettings, reference: tuple[np.ndarray, int] | None = None
     ) -> RemoteVoice:
         """The voice ``settings`` names, for a run without a window: built when it is heavy (see
-        ``VoiceInfo.heavy``), else created."""
-        from voicegui.voices.catalog import VOICES
+        ``catalog.heavy``), else created."""
+        from voicegui.voices.catalog import heavy
 
-        info = VOICES.get(settings.voice)
-        if info is not None and info.heavy:
+        if heavy(settings.voice):
             return self.build_voice(settings, reference, None, reference is not None)
         return self.create_voice(settings)
 

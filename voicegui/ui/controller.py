@@ -54,7 +54,7 @@ from voicegui.settings import (
 )
 from voicegui.ui.compute import set_probed
 from voicegui.ui.workers import Task
-from voicegui.voices.catalog import VOICES, voice_available, voice_identity
+from voicegui.voices.catalog import VOICES, heavy, voice_available, voice_identity
 
 Voice = RemoteVoice  # what the window holds: a handle on a voice in the audio host
 
@@ -69,12 +69,6 @@ WAIT_KEY = "voice-wait"  # banner key: the chosen voice waits for something (ref
 def _voice_key(s: Settings) -> tuple[str, str, str, str]:
     """What identifies a voice object: changing any of these needs a new voice."""
     return voice_identity(s.voice)
-
-
-def heavy(name: str) -> bool:
-    """Voices whose building or reference work takes seconds: done in a worker."""
-    info = VOICES.get(name)
-    return info is not None and info.heavy
 
 
 def voice_label(name: str) -> str:

@@ -13,12 +13,6 @@ class VoiceInfo:
     needs_reference: bool
     neural: bool
 
-    @property
-    def heavy(self) -> bool:
-        """Building it takes seconds (weights to load, a reference to embed): it is built in a
-        worker, with progress, rather than created."""
-        return self.neural or self.needs_reference
-
 
 VOICES = {
     "dsp": VoiceInfo(
@@ -49,6 +43,13 @@ VOICES = {
 }
 RVC_VOICE_MODULE = "voicegui.voices.rvc.voice"
 REMOTE_VOICES = ("seedvc", "rvc")  # what a `voicegui serve` server can compute
+
+
+def heavy(name: str) -> bool:
+    """Building the voice takes seconds (weights to load, a reference to embed): it is built in
+    a worker, with progress, rather than created."""
+    info = VOICES.get(name)
+    return info is not None and (info.neural or info.needs_reference)
 
 
 def voice_available(name: str, settings=None) -> tuple[bool, str]:
