@@ -12,7 +12,8 @@ import math
 import numpy as np
 import pytest
 
-from voicegui.bench import harmonic_tone, probe_open_loop, tone_f0
+from voicegui.engine.loopback import harmonic_tone, probe_open_loop, slowest_blocks, tone_f0
+from voicegui.engine.metrics import Metrics
 from voicegui.engine.realtime import RealtimeEngine
 from voicegui.settings import DeviceRef, Settings, with_changes
 
@@ -37,6 +38,23 @@ def test_tone_f0_says_so_for_silence_and_noise():
     assert tone_f0(np.zeros(SR // 2, np.float32), SR) == 0.0
     noise = np.random.default_rng(3).standard_normal(SR // 2).astype(np.float32)
     assert tone_f0(noise, SR) == 0.0
+
+
+def test_slowest_blocks_says_which_blocks_and_when():
+    metrics = Metrics()
+    rng = np.random.default_rng(5)
+    block_s, blocks = 0.01, 300
+    computes = rng.uniform(0.1, 0.5, blocks)
+    slow = {0: 7.5, 123: 3.0}  # a slow first block, and a stall later on
+    for i, ms in slow.items():
+        computes[i] = ms
+    for i, ms in enumerate(computes):
+        metrics.record(100.0 + i * block_s, float(ms), ms / 10.0, -20.0, -20.0, 30.0, 0)
+    found = slowest_blocks(metrics.history(), n=3)
+    assert [b["compute_ms"] for b in found[:2]] == [7.5, 3.0]
+    assert [b["t_s"] for b in found[:2]] == [0.0, round(123 * block_s, 3)]
+    assert found[2]["compute_ms"] == round(float(np.sort(computes)[-3]), 3)
+    assert slowest_blocks(Metrics().history()) == []
 
 
 @pytest.mark.jack

@@ -16,6 +16,7 @@ import contextlib
 import gc
 import logging
 import os
+import sys
 import threading
 import time
 from dataclasses import replace
@@ -24,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from voicegui.engine.loopback import clicks_through, probe_open_loop
 from voicegui.engine.metrics import Metrics
 from voicegui.engine.metrics_board import MetricsBoard
 from voicegui.engine.send_to_apps import SendToApps
@@ -33,11 +35,19 @@ from voicegui.settings import AudioSettings, DeviceRef, Settings, VoiceSettings
 log = logging.getLogger("voicegui.host")
 
 PUBLISH_HZ = 30
-THREADED = {
-    "build_voice",
-    "probe_devices",
-    "measure_loopback",
-}  # slow: answered from a worker thread
+# how long another thread may run Python before it must hand the interpreter lock to a waiting
+# block thread (Python's default is 5 ms, half the block thread's slack at 10 ms blocks and
+# 256-frame periods); handing over more often costs the other thread a few percent, and only
+# while both want the lock
+SWITCH_INTERVAL = 0.0005
+# slow commands, answered from a thread of their own. Those that load libraries (which start
+# threads of their own) run at ordinary priority; the others keep the command thread's real-time
+# helper priority from their first line: an ordinary thread that runs Python while the engine
+# plays (imports, set-up) can be preempted by a busy program while it holds the interpreter lock,
+# and the block thread then waits for it (measured: the engine's first block took up to 10 ms
+# instead of 0.5 when a loopback measurement started with it, under two busy processes)
+THREADED_ORDINARY = {"build_voice", "probe_devices"}
+THREADED_HELPER = {"measure_loopback"}
 
 
 class HostService:
@@ -128,10 +138,10 @@ class HostService:
             if msg is None:
                 break  # asked to quit
             msg_id, method, args = msg
-            if method in THREADED:
-                threading.Thread(
-                    target=self._handle_normal, args=(msg_id, method, args), daemon=True
-                ).start()
+            if method in THREADED_ORDINARY or method in THREADED_HELPER:
+                # a thread inherits its creator's (this thread's) scheduling policy
+                handle = self._handle_normal if method in THREADED_ORDINARY else self._handle
+                threading.Thread(target=handle, args=(msg_id, method, args), daemon=True).start()
             else:
                 with self._lock:
                     self._handle(msg_id, method, args)
@@ -312,20 +322,16 @@ class HostService:
     ) -> dict:
         """Loop the engine's JACK output into its input and time clicks through it; with
         ``external``, the output already returns outside the app (a loopback cable, a virtual
-        microphone): time clicks and send a tone through it (bench.probe_open_loop)."""
+        microphone): time clicks and send a tone through it (loopback.probe_open_loop)."""
         from voicegui.audio import jack
-        from voicegui.bench import clicks_through, probe_open_loop
-        from voicegui.engine.priority import raise_helper_thread
 
         eng = self.engine
         if external:
             if eng is None:
                 raise RuntimeError("the loopback needs the engine running")
-            raise_helper_thread()
             return probe_open_loop(eng, seconds, clicks, tone_hz)
         if eng is None or self.ports_before is None:
             raise RuntimeError("the loopback needs the engine running on JACK")
-        raise_helper_thread()
         ins, outs = jack.client_ports()
         ours = self.ports_before
         jack.loop_back([p for p in ins if p not in ours], [p for p in outs if p not in ours])
@@ -562,6 +568,7 @@ def serve(conn: Any, board_name: str, service_path: str = SERVICE) -> None:
         import signal
 
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.setswitchinterval(SWITCH_INTERVAL)
     t0 = time.perf_counter()
     board = MetricsBoard(board_name)
     module, _, name = service_path.partition(":")
