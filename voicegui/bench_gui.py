@@ -59,8 +59,13 @@ def bench_gui(
     period: int = 256,
     monitor: bool = False,
     clicks: int = 5,
+    switch_to: str | None = None,
 ) -> dict:
-    """Run the app (window + audio host) on JACK for ``seconds`` under ``load`` busy processes."""
+    """Run the app (window + audio host) on JACK for ``seconds`` under ``load`` busy processes.
+
+    ``switch_to``: a voice chosen in the window after SWITCH_AFTER seconds, as a user does while
+    talking; what is measured then is the current voice while that one loads (it keeps playing
+    until the new one is ready), ``seconds`` being the longest the load may take."""
     from voicegui.audio import jack
 
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -69,7 +74,9 @@ def bench_gui(
         server = jack.DummyServer(period=period).start()
     try:
         with tempfile.TemporaryDirectory(prefix="voicegui-bench-") as home:
-            result = _run(settings, seconds, load, monitor, clicks, Path(home), server is not None)
+            result = _run(
+                settings, seconds, load, monitor, clicks, Path(home), server is not None, switch_to
+            )
         if server is not None:
             # xruns JACK raised because its own timer woke late (no client can prevent those)
             result["server_late_cycles"] = server.driver_late_wakeups()
@@ -84,7 +91,7 @@ def bench_gui(
 
 def _run(
     settings: Settings, seconds: float, load: int, monitor: bool, clicks: int, home: Path,
-    own_server: bool,
+    own_server: bool, switch_to: str | None = None,
 ) -> dict:  # fmt: skip
     from PySide6.QtCore import QElapsedTimer, QEventLoop, QTimer
 
@@ -149,12 +156,16 @@ def _run(
         watch = QTimer()  # the loop ends on the GUI thread once the measurement is back
         watch.timeout.connect(lambda: finished.is_set() and loop.quit())
         watch.start(50)
+        switch = _VoiceSwitch(controller, switch_to, seconds, measured, finished)
 
         with LoadGenerator(load):
             t0 = QElapsedTimer()
             t0.start()
             gaps.start()
-            threading.Thread(target=speak if neural else measure, daemon=True).start()
+            if switch_to:
+                switch.start()
+            else:
+                threading.Thread(target=speak if neural else measure, daemon=True).start()
             loop.exec()
             gaps.stop()
             elapsed = t0.elapsed() / 1000.0
@@ -188,11 +199,83 @@ def _run(
             },
             "cpus": os.cpu_count(),
         }
+        if switch_to:
+            result["switch"] = {**switch.report(), "banners": window.banners.texts()}
     finally:
         controller.shutdown()
         window.close()
         app.processEvents()
     return result
+
+
+SWITCH_AFTER = 2.0  # s the current voice plays under the load before the other is chosen
+SWITCH_POLL_S = 0.02
+
+
+class _VoiceSwitch:
+    """Chooses another voice in the running app, as the voice panel does, and watches the current
+    voice while the new one loads.
+
+    The new voice restarts the streams, and with them the counters; so they are read every
+    SWITCH_POLL_S, and the last reading before the swap is what the load cost (its last few
+    milliseconds may be missed)."""
+
+    def __init__(self, controller, voice: str | None, timeout: float, measured: dict,
+                 finished: threading.Event) -> None:  # fmt: skip
+        from PySide6.QtCore import QTimer
+
+        self.controller, self.voice, self.timeout = controller, voice, timeout
+        self.measured, self.finished = measured, finished
+        self.before = self.last = None
+        self.chosen_at = self.last_at = 0.0
+        self.loaded_at: float | None = None
+        self._timer = QTimer()
+        self._timer.timeout.connect(self._poll)
+
+    def start(self) -> None:
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(int(SWITCH_AFTER * 1000), self._choose)
+
+    def _choose(self) -> None:
+        self.before = self.last = self.controller.engine.snapshot()
+        self.chosen_at = self.last_at = time.perf_counter()
+        self.controller.change(voice={"voice": self.voice})
+        self._timer.start(int(SWITCH_POLL_S * 1000))
+
+    def _poll(self) -> None:
+        now = time.perf_counter()
+        snap = self.controller.engine.snapshot()
+        if snap.running and snap.voice == self.before.voice and snap.blocks >= self.last.blocks:
+            self.last, self.last_at = snap, now
+        elif snap.voice == self.voice and not self.controller.loading:
+            self.loaded_at = now
+        if self.loaded_at is not None or now - self.chosen_at > self.timeout:
+            self._timer.stop()
+            self.measured.update(self._during())
+            self.finished.set()
+
+    def _during(self) -> dict:
+        return {k: getattr(self.last, k) - getattr(self.before, k) for k in (*COUNTERS, "blocks")}
+
+    def report(self) -> dict:
+        from voicegui.engine.loopback import slowest_blocks
+
+        if self.before is None:
+            return {"to": self.voice, "chosen": False}
+        hist = self.controller.metrics.history()
+        span = (hist["t"] >= self.chosen_at) & (hist["t"] <= self.last_at)
+        return {
+            "to": self.voice,
+            "after_s": SWITCH_AFTER,
+            "loaded": self.loaded_at is not None,
+            "load_s": round(self.loaded_at - self.chosen_at, 2) if self.loaded_at else None,
+            "watched_s": round(self.last_at - self.chosen_at, 2),
+            "voice_now": self.controller.engine.snapshot().voice,
+            "from": self.before.voice,
+            "during_load": self._during(),
+            "slowest_blocks": slowest_blocks({k: v[span] for k, v in hist.items()}, 5),
+        }
 
 
 def _event_times(history: dict) -> list[dict]:

@@ -178,8 +178,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         from voicegui.bench_gui import bench_gui
 
         result = bench_gui(
-            settings, args.seconds, load=args.load, period=args.period, monitor=args.monitor
-        )
+            settings, args.seconds, load=args.load, period=args.period, monitor=args.monitor,
+            switch_to=args.switch_to,
+        )  # fmt: skip
     elif args.loopback:
         from voicegui.live import live_settings
 
@@ -362,6 +363,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--period", type=int, default=256, help="JACK period in frames if a server is started"
     )
     b.add_argument("--monitor", action="store_true", help="with --gui: monitor output on too")
+    b.add_argument(
+        "--switch-to",
+        metavar="VOICE",
+        help="with --gui: choose VOICE 2 s in, as a user does while talking, and count what the "
+        "current voice suffers while it loads (--seconds: the longest the load may take)",
+    )
     b.add_argument(
         "--virtual-mic",
         action="store_true",

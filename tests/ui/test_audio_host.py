@@ -147,13 +147,16 @@ def test_the_window_process_never_loads_a_neural_library(window, qtbot, seedvc_f
                 snap = engine.snapshot()
                 import os
                 rt = []  # the host's threads at a real-time policy, and their priorities
+                nice = []  # and every thread's nice value
                 for tid in os.listdir(f"/proc/{{host.pid}}/task"):
                     try:
                         if os.sched_getscheduler(int(tid)) in (os.SCHED_FIFO, os.SCHED_RR):
                             rt.append(os.sched_getparam(int(tid)).sched_priority)
+                        nice.append(os.getpriority(os.PRIO_PROCESS, int(tid)))
                     except OSError:
                         pass
                 print(json.dumps({{"voice": snap.voice, "blocks": snap.blocks, "rt": rt,
+                    "nice": nice, "own_nice": os.getpriority(os.PRIO_PROCESS, 0),
                     "priority": snap.priority,
                     "mods": sorted(m for m in ("torch", "onnxruntime", "transformers",
                                                "sounddevice") if m in sys.modules)}}))
@@ -182,6 +185,9 @@ def test_the_window_process_never_loads_a_neural_library(window, qtbot, seedvc_f
     assert info["priority"].startswith("real-time priority: no"), info
     assert all(p == HELPER_PRIORITY or p > FIFO_PRIORITY for p in info["rt"]), info
     assert info["rt"].count(HELPER_PRIORITY) <= 1, info
+    # the voice was built on a thread with a nice boost (favour_ordinary_thread); the math
+    # library's worker threads it started are ordinary, and nothing else kept a boost
+    assert len(info["nice"]) > 3 and min(info["nice"]) >= info["own_nice"], info
 
 
 def _bench_under_load(seconds: float) -> dict:
@@ -264,6 +270,41 @@ def test_twenty_seconds_with_the_window_plotting_and_two_busy_processes(jack_ser
     assert loop["clicks_returned"] == loop["clicks_sent"] > 0
     # the process boundary adds no buffer: measured round trip = computed, within one period
     assert abs(loop["difference_ms"]) <= 1e3 * result["period_frames"] / 48000, loop
+
+
+@pytest.mark.slow
+def test_bench_switches_voice_as_a_user_does_and_counts_what_the_old_voice_suffered(
+    jack_server, rvc_home, rvc_assets
+):
+    """`bench --gui --switch-to rvc`: the window chooses RVC while the built-in voice plays; the
+    built-in voice keeps playing while RVC loads in the audio host, then RVC takes over; the
+    JSON says what the load cost the voice that was playing (figures for the closing notes, not
+    asserted here: they depend on the machine)."""
+    from tests.rvc.installed import kit_model
+    from voicegui.bench_gui import SWITCH_POLL_S
+    from voicegui.engine.host import PUBLISH_HZ
+
+    done = subprocess.run(
+        [sys.executable, "-m", "voicegui", "bench", "--jack", "--gui", "--switch-to", "rvc",
+         "--model", str(kit_model(rvc_assets)), "--f0", "yin", "--precision", "fp32",
+         "--block-time", "0.01", "--seconds", "120"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout)
+    switch = result["switch"]
+    print("\nswitch to RVC while the built-in voice plays:", json.dumps(switch))
+    assert switch["from"] == "dsp" and switch["to"] == "rvc", switch
+    assert switch["loaded"] and switch["voice_now"] == "rvc", switch
+    assert 0 < switch["load_s"] < 120 and switch["watched_s"] <= switch["load_s"], switch
+    # the built-in voice played all along the load: one block per 10 ms, converted or (fallen
+    # behind) dropped. Each of the two readings can be one poll and one publication old.
+    during = switch["during_load"]
+    stale_blocks = 2 * (SWITCH_POLL_S + 1.0 / PUBLISH_HZ) / 0.01 + 2
+    expected = switch["watched_s"] / 0.01
+    assert abs(during["blocks"] + during["dropped_blocks"] - expected) <= stale_blocks, switch
+    assert set(during) >= {"underruns", "xruns_in", "xruns_out"}
+    assert result["underruns"] == switch["during_load"]["underruns"]
 
 
 def test_live_runs_the_audio_host_without_a_window(jack_server):

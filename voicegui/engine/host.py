@@ -118,10 +118,13 @@ class HostService:
             self._send((msg_id, True, result))
 
     def _handle_normal(self, msg_id: int, method: str, args: tuple) -> None:
-        """A slow command on a thread of its own, at ordinary priority (see normal_thread)."""
-        from voicegui.engine.priority import normal_thread
+        """A slow command on a thread of its own, at ordinary priority (see normal_thread), with
+        a larger share of the CPU than busy programs (see favour_ordinary_thread)."""
+        from voicegui.engine.priority import favour_ordinary_thread, normal_thread
 
         normal_thread()
+        how = favour_ordinary_thread()
+        log.debug("%s runs at ordinary priority%s", method, f", {how}" if how else "")
         self._handle(msg_id, method, args)
 
     def run(self) -> None:
