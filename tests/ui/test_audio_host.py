@@ -307,6 +307,45 @@ def test_bench_switches_voice_as_a_user_does_and_counts_what_the_old_voice_suffe
     assert result["underruns"] == switch["during_load"]["underruns"]
 
 
+def _has_torch(pid: int) -> bool:
+    """Whether the process has torch's C++ library loaded (its memory map says)."""
+    return "libtorch" in Path(f"/proc/{pid}/maps").read_text(encoding="utf-8", errors="replace")
+
+
+def test_the_audio_host_imports_an_installed_neural_voices_libraries_before_the_engine_runs(
+    jack_server, rvc_home
+):
+    """With RVC's weights installed, the host imports torch at start-up, and an engine started
+    at once waits for that import (it would otherwise hold up the engine's block thread)."""
+    from voicegui.engine.client import AudioHost, RemoteEngine
+    from voicegui.settings import DeviceRef, Settings, with_changes
+
+    ref = DeviceRef(jack_server["hostapi"], "system")
+    s = with_changes(Settings(), audio={"input": ref, "output": ref}, engine={"block_time": 0.01})
+    host = AudioHost().start()
+    try:
+        engine = RemoteEngine(host, s, host.create_voice(s.voice))
+        engine.start()  # the built-in voice, at once
+        state = host.call("debug_preload")
+        assert state["voices"] == ["rvc"] and "torch" in state["modules"], state
+        assert state["done"] and not state["failed"], state  # the start waited for it
+        assert _has_torch(host.pid)
+        engine.stop()
+    finally:
+        host.close()
+
+
+def test_with_no_neural_voice_installed_the_audio_host_imports_none(jack_server, voicegui_home):
+    from voicegui.engine.client import AudioHost
+
+    host = AudioHost().start()
+    try:
+        assert host.call("debug_preload") is None  # decided before any command is answered
+        assert not _has_torch(host.pid)
+    finally:
+        host.close()
+
+
 def test_live_runs_the_audio_host_without_a_window(jack_server):
     """`voicegui live`: status lines, a JSON summary, nothing left on JACK afterwards."""
     before = set(jack.ports())

@@ -28,6 +28,7 @@ import numpy as np
 from voicegui.engine.loopback import clicks_through, probe_open_loop
 from voicegui.engine.metrics import Metrics
 from voicegui.engine.metrics_board import MetricsBoard
+from voicegui.engine.preload import Preload, start_preload
 from voicegui.engine.send_to_apps import SendToApps
 from voicegui.engine.talk import TalkControl
 from voicegui.settings import AudioSettings, DeviceRef, Settings, VoiceSettings
@@ -68,6 +69,7 @@ class HostService:
         self.ports_before: set[str] | None = None
         self.send_to_apps = SendToApps()  # the virtual microphone (Linux)
         self._published_at = 0.0
+        self.preload: Preload | None = None  # the neural libraries, imported at start-up
         self._idle = threading.Event()  # no engine runs: the publisher thread works
         self._idle.set()
         self._stop = threading.Event()
@@ -131,6 +133,7 @@ class HostService:
         from voicegui.engine.priority import raise_helper_thread
 
         threading.Thread(target=self._publish_loop, name="voicegui-metrics", daemon=True).start()
+        self.preload = start_preload()
         raise_helper_thread()  # commands are short; see raise_helper_thread
         while not self._stop.is_set():
             try:
@@ -292,6 +295,10 @@ class HostService:
         # everything loaded so far (modules, the voice's weights) lives as long as the engine:
         # keep it out of the collector's full passes, which run on whichever thread allocates
         # (the block thread too) and would walk it all, holding the GIL
+        if self.preload is not None and not self.preload.done:
+            # its imports hold the interpreter lock for up to 150 ms at a time (see preload.py)
+            log.info("the engine waits for the neural libraries' import to end")
+            self.preload.wait()
         gc.collect()
         gc.freeze()
         eng.start()
@@ -453,6 +460,14 @@ class HostService:
         if self.engine is not None and self.engine.io is not None:
             for stream in self.engine.io.streams:
                 stream.abort()
+
+    def do_debug_preload(self) -> dict | None:
+        """What the start-up import of the neural libraries is doing (None: nothing to import)."""
+        p = self.preload
+        if p is None:
+            return None
+        return {"voices": p.voices, "modules": p.modules, "done": p.done, "seconds": p.seconds,
+                "failed": p.failed}  # fmt: skip
 
     def do_debug_event(self, kind: str, message: str) -> None:
         """Send an event from another thread, as the block thread does."""
