@@ -292,13 +292,13 @@ class HostService:
         on_jack = settings.audio.input.hostapi == JACK_HOSTAPI
         # the JACK ports that exist before this engine's (for the loopback measurement)
         self.ports_before = set(_jack_ports()) if on_jack else None
-        # everything loaded so far (modules, the voice's weights) lives as long as the engine:
-        # keep it out of the collector's full passes, which run on whichever thread allocates
-        # (the block thread too) and would walk it all, holding the GIL
         if self.preload is not None and not self.preload.done:
             # its imports hold the interpreter lock for up to 150 ms at a time (see preload.py)
             log.info("the engine waits for the neural libraries' import to end")
             self.preload.wait()
+        # everything loaded so far (modules, the voice's weights) lives as long as the engine:
+        # keep it out of the collector's full passes, which run on whichever thread allocates
+        # (the block thread too) and would walk it all, holding the GIL
         gc.collect()
         gc.freeze()
         eng.start()
