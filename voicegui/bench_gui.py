@@ -238,25 +238,38 @@ class _VoiceSwitch:
         QTimer.singleShot(int(SWITCH_AFTER * 1000), self._choose)
 
     def _choose(self) -> None:
-        self.before = self.last = self.controller.engine.snapshot()
+        engine = self.controller.engine
+        if engine is None:  # the engine stopped before: nothing to measure (the banners say why)
+            self._finish()
+            return
+        self.before = self.last = engine.snapshot()
         self.chosen_at = self.last_at = time.perf_counter()
         self.controller.change(voice={"voice": self.voice})
         self._timer.start(int(SWITCH_POLL_S * 1000))
 
     def _poll(self) -> None:
         now = time.perf_counter()
-        snap = self.controller.engine.snapshot()
-        if snap.running and snap.voice == self.before.voice and snap.blocks >= self.last.blocks:
+        engine = self.controller.engine
+        snap = engine.snapshot() if engine is not None else None
+        if snap is None:
+            pass
+        elif snap.running and snap.voice == self.before.voice and snap.blocks >= self.last.blocks:
             self.last, self.last_at = snap, now
         elif snap.voice == self.voice and not self.controller.loading:
             self.loaded_at = now
-        if self.loaded_at is not None or now - self.chosen_at > self.timeout:
-            self._timer.stop()
-            self.measured.update(self._during())
-            self.finished.set()
+        if snap is None or self.loaded_at is not None or now - self.chosen_at > self.timeout:
+            self._finish()
+
+    def _finish(self) -> None:
+        self._timer.stop()
+        self.measured.update(self._during())
+        self.finished.set()
 
     def _during(self) -> dict:
-        return {k: getattr(self.last, k) - getattr(self.before, k) for k in (*COUNTERS, "blocks")}
+        keys = (*COUNTERS, "blocks")
+        if self.before is None:
+            return dict.fromkeys(keys, 0)
+        return {k: getattr(self.last, k) - getattr(self.before, k) for k in keys}
 
     def report(self) -> dict:
         from voicegui.engine.loopback import slowest_blocks
@@ -271,7 +284,7 @@ class _VoiceSwitch:
             "loaded": self.loaded_at is not None,
             "load_s": round(self.loaded_at - self.chosen_at, 2) if self.loaded_at else None,
             "watched_s": round(self.last_at - self.chosen_at, 2),
-            "voice_now": self.controller.engine.snapshot().voice,
+            "voice_now": self.controller.engine.snapshot().voice if self.controller.engine else "",
             "from": self.before.voice,
             "during_load": self._during(),
             "slowest_blocks": slowest_blocks({k: v[span] for k, v in hist.items()}, 5),
