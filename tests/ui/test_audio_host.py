@@ -356,7 +356,7 @@ def test_with_no_neural_voice_installed_the_audio_host_imports_none(jack_server,
 
     host = AudioHost().start()
     try:
-        assert host.call("debug_preload") is None  # decided before any command is answered
+        assert host.call("debug_preload") is None  # it waits until the installed voices are read
         assert not _has_torch(host.pid)
     finally:
         host.close()

@@ -28,7 +28,7 @@ import numpy as np
 from voicegui.engine.loopback import clicks_through, probe_open_loop
 from voicegui.engine.metrics import Metrics
 from voicegui.engine.metrics_board import MetricsBoard
-from voicegui.engine.preload import Preload, start_preload
+from voicegui.engine.preload import WAIT_AT_MOST, Preload
 from voicegui.engine.send_to_apps import SendToApps
 from voicegui.engine.talk import TalkControl
 from voicegui.settings import AudioSettings, DeviceRef, Settings, VoiceSettings
@@ -69,7 +69,7 @@ class HostService:
         self.ports_before: set[str] | None = None
         self.send_to_apps = SendToApps()  # the virtual microphone (Linux)
         self._published_at = 0.0
-        self.preload: Preload | None = None  # the neural libraries, imported at start-up
+        self.preload = Preload()  # the installed neural libraries, imported at start-up
         self._idle = threading.Event()  # no engine runs: the publisher thread works
         self._idle.set()
         self._stop = threading.Event()
@@ -133,7 +133,7 @@ class HostService:
         from voicegui.engine.priority import raise_helper_thread
 
         threading.Thread(target=self._publish_loop, name="voicegui-metrics", daemon=True).start()
-        self.preload = start_preload()
+        self.preload.start()
         raise_helper_thread()  # commands are short; see raise_helper_thread
         while not self._stop.is_set():
             try:
@@ -292,9 +292,9 @@ class HostService:
         on_jack = settings.audio.input.hostapi == JACK_HOSTAPI
         # the JACK ports that exist before this engine's (for the loopback measurement)
         self.ports_before = set(_jack_ports()) if on_jack else None
-        if self.preload is not None and not self.preload.done:
+        if not self.preload.done:
             # its imports hold the interpreter lock for up to 150 ms at a time (see preload.py)
-            log.info("the engine waits for the neural libraries' import to end")
+            log.info("the engine waits for the start-up import of the neural libraries")
             self.preload.wait()
         # everything loaded so far (modules, the voice's weights) lives as long as the engine:
         # keep it out of the collector's full passes, which run on whichever thread allocates
@@ -464,7 +464,8 @@ class HostService:
     def do_debug_preload(self) -> dict | None:
         """What the start-up import of the neural libraries is doing (None: nothing to import)."""
         p = self.preload
-        if p is None:
+        p.decided.wait(WAIT_AT_MOST)
+        if not p.voices:
             return None
         return {"voices": p.voices, "modules": p.modules, "done": p.done, "seconds": p.seconds,
                 "failed": p.failed}  # fmt: skip

@@ -39,13 +39,15 @@ def installed_neural_voices() -> list[str]:
 
 class Preload:
     """The import, on a thread of its own at ordinary priority with a boost (see
-    ``favour_ordinary_thread``; threads the libraries start are ordinary)."""
+    ``favour_ordinary_thread``; threads the libraries start are ordinary). Which voices are
+    installed is read there too, so that the host's start-up does not wait for the disk."""
 
-    def __init__(self, voices: list[str]) -> None:
-        self.voices = voices
-        self.modules = list(dict.fromkeys(m for v in voices for m in LIBRARIES[v]))
+    def __init__(self) -> None:
+        self.voices: list[str] = []
+        self.modules: list[str] = []
         self.seconds: float | None = None
         self.failed: dict[str, str] = {}
+        self.decided = threading.Event()  # ``voices`` and ``modules`` are known
         self._thread = threading.Thread(target=self._run, name="voicegui-preload", daemon=True)
 
     def start(self) -> Preload:
@@ -57,6 +59,14 @@ class Preload:
 
         normal_thread()
         favour_ordinary_thread()
+        try:
+            self.voices = installed_neural_voices()
+        except Exception:  # a broken models folder is reported where models are shown
+            log.exception("listing the installed voices failed")
+        self.modules = list(dict.fromkeys(m for v in self.voices for m in LIBRARIES[v]))
+        self.decided.set()
+        if not self.voices:
+            return
         t0 = time.perf_counter()
         for name in self.modules:
             try:
@@ -80,13 +90,3 @@ class Preload:
         """Block until the import is over (True) or ``timeout`` passed."""
         self._thread.join(timeout)
         return self.done
-
-
-def start_preload() -> Preload | None:
-    """Start importing what the installed neural voices need; None when none is installed."""
-    try:
-        voices = installed_neural_voices()
-    except Exception:  # a broken models folder is reported where models are shown
-        log.exception("listing the installed voices failed")
-        return None
-    return Preload(voices).start() if voices else None
