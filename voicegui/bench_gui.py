@@ -156,13 +156,15 @@ def _run(
         watch = QTimer()  # the loop ends on the GUI thread once the measurement is back
         watch.timeout.connect(lambda: finished.is_set() and loop.quit())
         watch.start(50)
-        switch = _VoiceSwitch(controller, switch_to, seconds, measured, finished)
+        switch = (
+            _VoiceSwitch(controller, switch_to, seconds, measured, finished) if switch_to else None
+        )
 
         with LoadGenerator(load):
             t0 = QElapsedTimer()
             t0.start()
             gaps.start()
-            if switch_to:
+            if switch is not None:
                 switch.start()
             else:
                 threading.Thread(target=speak if neural else measure, daemon=True).start()
@@ -199,7 +201,7 @@ def _run(
             },
             "cpus": os.cpu_count(),
         }
-        if switch_to:
+        if switch is not None:
             result["switch"] = {**switch.report(), "banners": window.banners.texts()}
     finally:
         controller.shutdown()

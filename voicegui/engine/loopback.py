@@ -41,14 +41,7 @@ def clicks_through(engine, seconds: float, clicks: int = 5) -> dict:
     done.wait(seconds + 2.0)
     engine.block_hook = None
     snap = engine.snapshot()
-    rec = record[: state["pos"]]
-    trips = []
-    for c in sorted(click_at):
-        if c >= len(rec):
-            continue
-        window = np.abs(rec[c + 16 : c + sr // 2])
-        if len(window) and window.max() > 0.1:
-            trips.append(16 + int(np.argmax(window)))
+    trips = click_returns(record[: state["pos"]], sorted(click_at), sr // 2)
     result = round_trip_summary(engine, snap, "jack-loopback", len(click_at), trips)
     result["period_frames"] = engine.io.max_frames if engine.io else None
     return result
@@ -88,11 +81,7 @@ def probe_open_loop(engine, seconds: float, clicks: int = 5, tone_hz: float = 22
     engine.block_hook = None
     snap = engine.snapshot()
     rec = returned[: min(state["pos"], len(returned))]
-    trips = []
-    for c in click_at:
-        window = np.abs(rec[c + 16 : c + every])
-        if len(window) and window.max() > 0.1:
-            trips.append(16 + int(np.argmax(window)))
+    trips = click_returns(rec, click_at, every)
     result = round_trip_summary(engine, snap, "loopback", len(click_at), trips)
     lat = snap.latency
     measured = result["measured_ms"] / 1e3 if result["measured_ms"] is not None else None
@@ -114,6 +103,17 @@ def probe_open_loop(engine, seconds: float, clicks: int = 5, tone_hz: float = 22
         }
     result["returned"] = rec
     return result
+
+
+def click_returns(rec: np.ndarray, click_at: list[int], span: int) -> list[int]:
+    """Frames from each click sent to its loudest return within ``span`` (the click's own first
+    16 frames skipped); a click with nothing above 0.1 in that span did not come back."""
+    trips = []
+    for c in click_at:
+        window = np.abs(rec[c + 16 : c + span])
+        if len(window) and window.max() > 0.1:
+            trips.append(16 + int(np.argmax(window)))
+    return trips
 
 
 def round_trip_summary(engine, snap, mode: str, sent: int, trips: list[int]) -> dict:

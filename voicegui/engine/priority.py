@@ -113,7 +113,7 @@ def _linux() -> Priority:
 
 def _rtkit() -> Priority | None:
     """rtkit grants SCHED_RR to a thread that limits its CPU time (RLIMIT_RTTIME)."""
-    if shutil.which("busctl") is None:
+    if shutil.which("busctl") is None:  # no one to ask: leave the limit as it was
         return None
     try:
         import resource
